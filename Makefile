@@ -48,6 +48,8 @@ UNIT_SRCS := $(wildcard libs/*/tests/test_*.c) $(wildcard services/*/tests/test_
 UNIT_BINS := $(patsubst %.c,build/asan/tests/%,$(UNIT_SRCS))
 
 .PHONY: all asan unit e2e test up down bootstrap bench clean lint
+# keep intermediate objects (tests, benches) so rebuilds stay incremental
+.SECONDARY:
 all: $(BINS)
 asan: $(ASAN_BINS)
 
@@ -86,6 +88,12 @@ build/asan/tests/services/$(1)/tests/%: build/asan/obj/services/$(1)/tests/%.o b
 endef
 $(foreach s,$(SERVICES),$(eval $(call service_rules,$(s))))
 
+BENCH_SRCS := $(wildcard tests/bench/*.c)
+BENCH_BINS := $(patsubst tests/bench/%.c,build/bench/%,$(BENCH_SRCS))
+build/bench/%: build/rel/obj/tests/bench/%.o $(REL_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(REL_CFLAGS) -o $@ $^ $(LDLIBS)
+
 build/asan/tests/libs/%: build/asan/obj/libs/%.o $(ASAN_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
@@ -112,7 +120,7 @@ up: bootstrap all
 down:
 	@scripts/dev-cluster down
 
-bench: bootstrap all
+bench: bootstrap all $(BENCH_BINS)
 	@tests/bench/run
 
 lint:

@@ -83,14 +83,20 @@ struct httpd_req {
 /* Default options (threads 0, max_body 1 MiB ...). Can't fail. */
 void httpd_opts_init(struct httpd_opts *o, const char *service);
 
-/* New server (not yet listening); NULL on OOM. Strings in opts are copied. */
+/*
+ * New server (not yet listening); NULL on OOM. Strings in opts are copied.
+ * Also blocks SIGTERM/SIGINT/SIGHUP in the calling thread (threads created
+ * later inherit that, so httpd_run()'s sigwait() gets them) and ignores
+ * SIGPIPE: call it from main before starting any other thread.
+ */
 struct httpd_server *httpd_new(const struct httpd_opts *o);
 
 /*
  * Adds a route. `method` is "GET", "POST", ... or "*" for any. `pattern` is
  * an exact path ("/auth/me"), a path with parameters ("/users/{id}"; at most
  * HTTPD_MAX_PARAMS, each one path segment, read with httpd_param), or a
- * prefix ending in "/*" ("/automation/*"; "/*" matches everything).
+ * prefix whose last segment is "*" ("/automation/" "*", which also matches
+ * "/automation"; "/" "*" matches everything).
  * Exact and parameter routes win over prefix routes; longer prefixes win.
  * A path that matches a pattern but not its method gets 405 with Allow.
  * `max_body` 0 means opts.max_body. Returns 0, or -1 on a bad pattern / OOM.

@@ -56,8 +56,10 @@ int pgpool_is_unavailable(PGconn *c, const PGresult *res);
  * <schema>.schema_migrations(version, name, applied_at). Creates `schema`
  * if missing. Runs under pg_advisory_lock(hashtext('basalt:' || schema)),
  * so concurrent replicas apply each migration exactly once. A file whose
- * version is already recorded is skipped. Returns 0, or -1 (logged, with
- * the failing file) leaving the failed migration rolled back.
+ * version is already recorded is skipped. Each file runs whole (several
+ * statements are fine; no BEGIN/COMMIT of its own) with search_path set to
+ * `schema`, public. Returns 0, or -1 (logged, with the failing file)
+ * leaving the failed migration rolled back.
  */
 int pgpool_migrate(struct pgpool *p, const char *schema, const char *dir);
 

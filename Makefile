@@ -18,7 +18,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := all
 
 CC ?= cc
-PKGS := libmicrohttpd libcurl libpq hiredis libjwt jansson libargon2 openssl
+PKGS := libmicrohttpd libcurl libpq hiredis libjwt jansson libargon2 openssl icu-uc icu-i18n
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)

@@ -423,6 +423,9 @@ int httpd_start(struct httpd_server *s)
     else
         flags |= MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL;
 
+    /* MHD wants the logger first, or it warns through its default one. */
+    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER,
+                                       (intptr_t)httpd_mhd_log, NULL};
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, ai->ai_addr};
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
                                        (intptr_t)s->opts.conn_timeout_s, NULL};
@@ -430,8 +433,6 @@ int httpd_start(struct httpd_server *s)
                                        (intptr_t)s->opts.max_conns, NULL};
     ops[n++] = (struct MHD_OptionItem){
         MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)httpd_on_completed, s};
-    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER,
-                                       (intptr_t)httpd_mhd_log, NULL};
     if (s->opts.threads > 0)
         ops[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE,
                                            (intptr_t)s->opts.threads, NULL};

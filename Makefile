@@ -99,7 +99,7 @@ build/asan/tests/libs/%: build/asan/obj/libs/%.o $(ASAN_LIB)
 	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
 
 # Unit tests that need PostgreSQL/Redis get BASALT_TEST_DATABASE_URL and
-# BASALT_TEST_REDIS_URL from scripts/with-test-cluster (a throwaway cluster on
+# BASALT_TEST_REDIS_URL from scripts/run-unit-tests (a throwaway cluster on
 # free ports); they fail, not skip, when those are missing.
 unit: bootstrap $(UNIT_BINS)
 	@scripts/run-unit-tests $(UNIT_BINS)

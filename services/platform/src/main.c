@@ -1,0 +1,63 @@
+/*
+ * platform — auth (users, tokens); analytics joins later. Wiring only:
+ * settings, context, migrations, routes, serve. See README.md.
+ */
+#include "auth_handlers.h"
+#include "config/config.h"
+#include "httpd/httpd.h"
+#include "log/log.h"
+#include "plat.h"
+
+#define SERVICE "platform"
+/* The cluster script starts PostgreSQL and services in parallel. */
+#define DB_WAIT_S 30
+
+int main(void)
+{
+    struct cfg c;
+    struct plat_settings set;
+    struct plat_ctx ctx;
+    struct httpd_opts opts;
+    struct httpd_server *srv = NULL;
+    int rc = 1;
+
+    cfg_init(&c, SERVICE);
+    plat_settings_load(&c, &set);
+    if (cfg_check(&c) != 0) {
+        plat_settings_cleanup(&set);
+        cfg_cleanup(&c);
+        return 2;
+    }
+    log_init(SERVICE, set.log_level);
+
+    if (plat_ctx_init(&ctx, &set) != 0)
+        goto cleanup;
+    /* The private key now lives only inside the signer. */
+    plat_settings_cleanup(&set);
+    if (plat_ctx_migrate(&ctx, DB_WAIT_S) != 0)
+        goto cleanup;
+
+    httpd_opts_init(&opts, SERVICE);
+    opts.host = set.host;
+    opts.port = set.port;
+    opts.threads = 0; /* handlers block on argon2 and PostgreSQL */
+    opts.max_body = set.max_body;
+    opts.ready = plat_ready;
+    opts.ready_arg = &ctx;
+    srv = httpd_new(&opts);
+    if (srv == NULL || plat_auth_routes(srv, &ctx) != 0) {
+        log_error(NULL, "cannot set up the HTTP server");
+        goto cleanup;
+    }
+    if (httpd_start(srv) != 0)
+        goto cleanup;
+    httpd_run(srv, NULL, NULL, NULL);
+    rc = 0;
+cleanup:
+    if (srv != NULL)
+        httpd_free(srv);
+    plat_ctx_cleanup(&ctx);
+    plat_settings_cleanup(&set);
+    cfg_cleanup(&c);
+    return rc;
+}

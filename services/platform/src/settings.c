@@ -1,0 +1,119 @@
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log/log.h"
+#include "plat.h"
+
+/* Larger files are not a PEM key we would want to parse. */
+#define KEY_FILE_MAX (64 * 1024)
+
+/* Reads a whole small file into a malloc'd NUL-terminated buffer. */
+static char *read_file(const char *path, size_t *len, char *why,
+                       size_t whylen)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t n;
+
+    if (f == NULL) {
+        snprintf(why, whylen, "cannot open %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    buf = malloc(KEY_FILE_MAX + 1);
+    if (buf == NULL) {
+        snprintf(why, whylen, "out of memory");
+        goto cleanup;
+    }
+    n = fread(buf, 1, KEY_FILE_MAX + 1, f);
+    if (ferror(f) || n == 0 || n > KEY_FILE_MAX) {
+        snprintf(why, whylen, "cannot read %s (empty, unreadable or over "
+                 "64 KiB)", path);
+        free(buf);
+        buf = NULL;
+        goto cleanup;
+    }
+    buf[n] = '\0';
+    *len = n;
+cleanup:
+    fclose(f);
+    return buf;
+}
+
+static void load_jwt(struct cfg *c, struct plat_settings *s)
+{
+    char why[300];
+
+    s->jwt_private_key_file = cfg_str(c, "JWT_PRIVATE_KEY_FILE", "");
+    s->jwt_secret = cfg_str(c, "JWT_SECRET", "");
+    if (s->jwt_private_key_file != NULL && s->jwt_private_key_file[0]) {
+        /* RS256 wins: a verifier holding only the public key works. */
+        s->jwt_secret = NULL;
+        s->jwt_private_key_pem = read_file(s->jwt_private_key_file,
+                                           &s->jwt_private_key_len, why,
+                                           sizeof(why));
+        if (s->jwt_private_key_pem == NULL)
+            cfg_fail(c, "JWT_PRIVATE_KEY_FILE", why);
+        return;
+    }
+    s->jwt_private_key_file = NULL;
+    if (s->jwt_secret == NULL || s->jwt_secret[0] == '\0') {
+        s->jwt_secret = NULL;
+        cfg_fail(c, "JWT_PRIVATE_KEY_FILE",
+                 "required (an RSA private key PEM), or set JWT_SECRET "
+                 "for HS256");
+        return;
+    }
+    if (strlen(s->jwt_secret) < 32)
+        cfg_fail(c, "JWT_SECRET", "must be at least 32 bytes");
+}
+
+void plat_settings_load(struct cfg *c, struct plat_settings *s)
+{
+    const char *tok;
+
+    memset(s, 0, sizeof(*s));
+    s->host = cfg_str(c, "HOST", "127.0.0.1");
+    s->port = (int)cfg_int(c, "PORT", 8081, 0, 65535);
+    s->log_level = cfg_str(c, "LOG_LEVEL", "info");
+    if (s->log_level != NULL && log_level_parse(s->log_level) < 0)
+        cfg_fail(c, "LOG_LEVEL", "must be debug, info, warn or error");
+    s->database_url = cfg_str(c, "DATABASE_URL", NULL);
+    s->redis_url = cfg_str(c, "REDIS_URL", NULL);
+    load_jwt(c, s);
+    s->jwt_issuer = cfg_str(c, "JWT_ISSUER", "basalt");
+    s->jwt_audience = cfg_str(c, "JWT_AUDIENCE", "basalt");
+    s->access_ttl_s = cfg_int(c, "ACCESS_TOKEN_TTL_S", 900, 60, 86400);
+    s->refresh_ttl_s =
+        cfg_int(c, "REFRESH_TOKEN_TTL_S", 2592000, 300, 31536000);
+    tok = cfg_str(c, "INTERNAL_TOKEN", "");
+    s->internal_token = tok != NULL && tok[0] != '\0' ? tok : NULL;
+    if (s->internal_token != NULL && strlen(s->internal_token) < 16)
+        cfg_fail(c, "INTERNAL_TOKEN", "must be at least 16 bytes");
+    s->pg_pool_size = (int)cfg_int(c, "PG_POOL_SIZE", 8, 1, 256);
+    s->argon2.memory_kib = (uint32_t)cfg_int(
+        c, "ARGON2_MEMORY_KIB", PLAT_ARGON2_MIN_MEMORY_KIB,
+        PLAT_ARGON2_MIN_MEMORY_KIB, 4L * 1024 * 1024);
+    s->argon2.iterations =
+        (uint32_t)cfg_int(c, "ARGON2_ITERATIONS", 2, 1, 100);
+    s->argon2.parallelism =
+        (uint32_t)cfg_int(c, "ARGON2_PARALLELISM", 1, 1, 64);
+    s->argon2_max_concurrent =
+        (int)cfg_int(c, "ARGON2_MAX_CONCURRENT", 4, 1, 1024);
+    s->max_body = (size_t)cfg_int(c, "MAX_BODY_BYTES", 65536, 1024,
+                                  16L * 1024 * 1024);
+    s->migrations_dir =
+        cfg_str(c, "MIGRATIONS_DIR", "services/platform/migrations");
+}
+
+void plat_settings_cleanup(struct plat_settings *s)
+{
+    if (s->jwt_private_key_pem != NULL) {
+        /* Private key material: do not leave it in freed heap. */
+        memset(s->jwt_private_key_pem, 0, s->jwt_private_key_len);
+        free(s->jwt_private_key_pem);
+    }
+    s->jwt_private_key_pem = NULL;
+    s->jwt_private_key_len = 0;
+}

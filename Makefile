@@ -6,6 +6,8 @@
 #   make test       bootstrap, unit tests under ASan+UBSan, end-to-end suite
 #   make unit       only the Check unit tests (ASan+UBSan)
 #   make e2e        only the end-to-end suite (pytest)
+#   make pyunit     unit tests of the Python services (pytest)
+#   make deploy-check  static checks of Dockerfiles, compose, k8s; cutover tool
 #   make bench      benchmarks (see tests/bench/README.md)
 #
 # Layout: every libs/<name>/*.c goes into build/<mode>/lib/libbasalt.a; every
@@ -25,7 +27,8 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 
 WARN := -Wall -Wextra -Wshadow -Wformat=2 -Werror
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread -Ilibs $(WARN) $(PKG_CFLAGS) -MMD -MP
-LDLIBS := $(PKG_LIBS) -lm -pthread
+# libcsv (automation imports) ships no .pc file
+LDLIBS := $(PKG_LIBS) -lcsv -lm -pthread
 
 REL_CFLAGS := $(BASE_CFLAGS) -O2 -g
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -48,6 +51,8 @@ UNIT_SRCS := $(wildcard libs/*/tests/test_*.c) $(wildcard services/*/tests/test_
 UNIT_BINS := $(patsubst %.c,build/asan/tests/%,$(UNIT_SRCS))
 
 .PHONY: all asan unit e2e test up down bootstrap bench clean lint
+.PHONY: deploy-check
+.PHONY: pyunit
 # keep intermediate objects (tests, benches) so rebuilds stay incremental
 .SECONDARY:
 all: $(BINS)
@@ -109,7 +114,20 @@ e2e: bootstrap asan
 
 test: bootstrap
 	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory pyunit
 	@$(MAKE) --no-print-directory e2e
+	@$(MAKE) --no-print-directory deploy-check
+
+# Static checks of the release artefacts (scripts/check-deploy); the
+# Dockerfile library check reads the ASan binaries.
+deploy-check: bootstrap asan
+	@scripts/check-deploy
+
+# Unit tests of the Python services (pytest; real fake-upstream servers,
+# a throwaway redis-server unless BASALT_TEST_REDIS_URL is set).
+pyunit: bootstrap
+	@.venv/bin/pytest -q -p no:cacheprovider services/llm-orchestrator/tests \
+		services/mcp-server/tests
 
 bootstrap:
 	@scripts/bootstrap

@@ -94,6 +94,31 @@ int httpd_route(struct httpd_server *s, const char *method,
     return httpd_route_add(s, method, pattern, fn, arg, max_body, 0);
 }
 
+/* Placeholder handler of streaming routes; never runs. */
+static void httpd_stream_placeholder(struct httpd_req *r, void *arg)
+{
+    (void)arg;
+    httpd_error(r, 500, "internal_error", "internal error");
+}
+
+int httpd_route_stream(struct httpd_server *s, const char *method,
+                       const char *pattern, httpd_stream_begin_fn begin,
+                       httpd_stream_chunk_fn chunk, httpd_stream_end_fn end,
+                       void *arg, size_t max_body)
+{
+    struct httpd_route *rt;
+
+    if (begin == NULL || chunk == NULL || end == NULL ||
+        httpd_route_add(s, method, pattern, httpd_stream_placeholder, arg,
+                        max_body, 0) != 0)
+        return -1;
+    rt = &s->routes[s->nroutes - 1];
+    rt->s_begin = begin;
+    rt->s_chunk = chunk;
+    rt->s_end = end;
+    return 0;
+}
+
 int httpd_port(const struct httpd_server *s)
 {
     return s->port;
@@ -202,6 +227,11 @@ static void httpd_on_completed(void *cls, struct MHD_Connection *conn,
         return;
     *con_cls = NULL;
     r = &st->r;
+    if (st->s_open) {
+        /* the body never finished: the service cleans up, no reply */
+        st->s_open = 0;
+        st->rt->s_end(r, st->s_ctx, HTTPD_STREAM_ABORTED);
+    }
     dur = httpd_now() - r->start;
     /* Never answered: the client went away first (nginx's 499). */
     status = r->answered ? r->status : 499;
@@ -255,6 +285,13 @@ static enum MHD_Result httpd_begin(struct httpd_req_state *st)
     st->quiet = rt->quiet;
     st->max_body = rt->max_body;
     r->route = rt->pattern;
+    /* The service's hook may answer instead; the body is then dropped. */
+    if (!rt->quiet && r->srv->opts.before != NULL &&
+        r->srv->opts.before(r, r->srv->opts.before_arg) != 0) {
+        if (!r->answered)
+            httpd_error(r, 500, "internal_error", "internal error");
+        return r->answered ? MHD_YES : MHD_NO;
+    }
     cl = httpd_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl != NULL) {
         char *end;
@@ -268,6 +305,38 @@ static enum MHD_Result httpd_begin(struct httpd_req_state *st)
             return r->answered ? MHD_YES : MHD_NO;
         }
     }
+    if (rt->s_begin != NULL) {
+        if (rt->s_begin(r, rt->arg, &st->s_ctx) != 0) {
+            if (!r->answered)
+                httpd_error(r, 500, "internal_error", "internal error");
+            return r->answered ? MHD_YES : MHD_NO;
+        }
+        st->s_open = 1;
+    }
+    return MHD_YES;
+}
+
+/* Streaming route: hands a body piece to the service, or drops it. */
+static enum MHD_Result httpd_stream_chunk(struct httpd_req_state *st,
+                                          const char *data, size_t len)
+{
+    struct httpd_req *r = &st->r;
+
+    if (st->too_large || st->s_refused) {
+        st->discarded += len;
+        return st->discarded > HTTPD_DISCARD_MAX ? MHD_NO : MHD_YES;
+    }
+    if (len > st->max_body - st->s_bytes) {
+        /* clean up at once (e.g. a partial file); 413 at the end */
+        st->too_large = 1;
+        st->discarded += len;
+        st->s_open = 0;
+        st->rt->s_end(r, st->s_ctx, HTTPD_STREAM_TOO_LARGE);
+        return MHD_YES;
+    }
+    st->s_bytes += len;
+    if (st->rt->s_chunk(r, st->s_ctx, data, len) != 0)
+        st->s_refused = 1;
     return MHD_YES;
 }
 
@@ -319,12 +388,20 @@ static enum MHD_Result httpd_finish(struct httpd_req_state *st)
                     st->max_body);
         return r->answered ? MHD_YES : MHD_NO;
     }
-    if (r->body == NULL) {
-        r->body = calloc(1, 1);
-        if (r->body == NULL)
-            return MHD_NO;
+    if (st->rt->s_begin != NULL) {
+        if (st->s_open) {
+            st->s_open = 0;
+            st->rt->s_end(r, st->s_ctx, st->s_refused ? HTTPD_STREAM_REFUSED
+                                                      : HTTPD_STREAM_DONE);
+        }
+    } else {
+        if (r->body == NULL) {
+            r->body = calloc(1, 1);
+            if (r->body == NULL)
+                return MHD_NO;
+        }
+        st->rt->fn(r, st->rt->arg);
     }
-    st->rt->fn(r, st->rt->arg);
     if (!r->answered) {
         log_error(&r->log, "httpd: handler for %s %s did not reply",
                   r->method, r->route);
@@ -368,6 +445,8 @@ static enum MHD_Result httpd_on_access(void *cls, struct MHD_Connection *conn,
         *upload_data_size = 0;
         if (st->r.answered)
             return MHD_YES;
+        if (st->rt != NULL && st->rt->s_begin != NULL)
+            return httpd_stream_chunk(st, upload_data, n);
         return httpd_body_append(st, upload_data, n);
     }
     return httpd_finish(st);

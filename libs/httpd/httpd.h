@@ -55,6 +55,16 @@ struct httpd_opts {
     unsigned drain_s;        /* SIGTERM drain bound, 0 = 25 */
     httpd_ready_fn ready;    /* NULL: always ready */
     void *ready_arg;
+    /*
+     * Optional hook for every request to a service route (not /healthz,
+     * /readyz, /metrics), once its headers are in: before the body is
+     * read and before the handler, on the connection's thread (so
+     * concurrently). Returns 0 to go on, or 1 after answering (one
+     * httpd_error / httpd_reply_*): the handler is then skipped. NULL:
+     * none. Used for rehearsal fault injection (platform).
+     */
+    int (*before)(struct httpd_req *r, void *arg);
+    void *before_arg;
 };
 
 struct httpd_req {
@@ -154,11 +164,85 @@ void httpd_reply_json(struct httpd_req *r, int status, json_t *body);
 void httpd_reply_raw(struct httpd_req *r, int status,
                      const char *content_type, const void *buf, size_t len);
 
+/*
+ * Streaming reply of unknown length (HTTP/1.1 chunked), e.g. server-sent
+ * events. read_fn(arg, buf, max) fills at most max bytes and returns how
+ * many (> 0), HTTPD_READ_END to finish or HTTPD_READ_ERROR to drop the
+ * connection; it runs on the connection's thread (opts.threads 0) and may
+ * block waiting for data, but must not return 0. free_fn(arg) (may be
+ * NULL) runs exactly once, when the response is done, the client left, or
+ * the reply could not be queued. Use httpd_draining() to end on SIGTERM.
+ */
+#define HTTPD_READ_END (-1L)
+#define HTTPD_READ_ERROR (-2L)
+typedef long (*httpd_read_fn)(void *arg, char *buf, size_t max);
+void httpd_reply_stream(struct httpd_req *r, int status,
+                        const char *content_type, httpd_read_fn read_fn,
+                        void *arg, void (*free_fn)(void *));
+
+/* 1 once the server is draining after SIGTERM/SIGINT (long-lived
+ * streams should end), else 0. */
+int httpd_draining(const struct httpd_server *s);
+
 /* Answers with the error shape; message is printf-formatted. */
 void httpd_error(struct httpd_req *r, int status, const char *code,
                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* Monotonic clock in seconds. */
 double httpd_now(void);
+
+/*
+ * Streaming uploads: a route whose body is handed to the service chunk by
+ * chunk as it arrives instead of being buffered (r->body stays NULL), so
+ * a large upload never sits in memory. All three callbacks run on the
+ * connection's thread (use opts.threads 0 when they block on disk I/O).
+ *
+ *   begin  once the headers are in, before any body byte. Returns 0 to
+ *          accept (it may set *ctx for the other calls), or -1 after
+ *          answering (401, 422, ...); then neither chunk nor end runs.
+ *          A Content-Length above max_body gets 413 before begin runs.
+ *   chunk  for every piece of the body, in order. Returns 0 to go on, or
+ *          -1 to refuse the upload (e.g. disk full): the rest of the body
+ *          is read and dropped, then end runs with HTTPD_STREAM_REFUSED.
+ *   end    exactly once for every begin that returned 0; it owns ctx's
+ *          cleanup. With DONE and REFUSED it must answer (one httpd_reply_*
+ *          or httpd_error); with TOO_LARGE (the body passed max_body, called
+ *          at once, httpd answers 413 when the client stops sending) and
+ *          ABORTED (the connection ended first) it must not answer.
+ */
+enum httpd_stream_end {
+    HTTPD_STREAM_DONE,        /* the whole body arrived */
+    HTTPD_STREAM_REFUSED,     /* chunk returned -1 */
+    HTTPD_STREAM_TOO_LARGE,   /* the body passed max_body */
+    HTTPD_STREAM_ABORTED,     /* the connection ended before the body */
+};
+
+typedef int (*httpd_stream_begin_fn)(struct httpd_req *r, void *arg,
+                                     void **ctx);
+typedef int (*httpd_stream_chunk_fn)(struct httpd_req *r, void *ctx,
+                                     const char *data, size_t len);
+typedef void (*httpd_stream_end_fn)(struct httpd_req *r, void *ctx,
+                                    enum httpd_stream_end how);
+
+/*
+ * Adds a streaming route (pattern rules as httpd_route). `max_body` 0
+ * means opts.max_body. Returns 0, or -1 on a bad pattern / OOM. Call
+ * before httpd_start().
+ */
+int httpd_route_stream(struct httpd_server *s, const char *method,
+                       const char *pattern, httpd_stream_begin_fn begin,
+                       httpd_stream_chunk_fn chunk, httpd_stream_end_fn end,
+                       void *arg, size_t max_body);
+
+/*
+ * Answers with `size` bytes read from fd at its current offset, sent by
+ * libmicrohttpd as the client takes them (sendfile where it can), so a
+ * large file is never in memory. Takes ownership of fd: it is closed once
+ * the response is done, or at once when the reply cannot be queued.
+ * content_type may be NULL.
+ */
+void httpd_reply_fd(struct httpd_req *r, int status,
+                    const char *content_type, int fd,
+                    unsigned long long size);
 
 #endif

@@ -32,6 +32,10 @@ struct httpd_route {
     void *arg;
     size_t max_body;       /* resolved: never 0 */
     int quiet;             /* built-in probe: access log at debug level */
+    /* streaming routes (httpd_route_stream): fn is NULL, these are set */
+    httpd_stream_begin_fn s_begin;
+    httpd_stream_chunk_fn s_chunk;
+    httpd_stream_end_fn s_end;
 };
 
 /*
@@ -75,6 +79,11 @@ struct httpd_req_state {
     int too_large;
     size_t resp_bytes;
     int quiet;
+    /* streaming routes: ctx from begin; 1 while end is still owed */
+    void *s_ctx;
+    int s_open;
+    int s_refused;
+    size_t s_bytes;       /* body bytes seen */
 };
 
 /* httpd_route.c */

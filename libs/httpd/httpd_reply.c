@@ -11,6 +11,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 double httpd_now(void)
 {
@@ -257,6 +258,92 @@ void httpd_reply_raw(struct httpd_req *r, int status,
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                                 content_type);
     reply_send(r, status, resp, len);
+}
+
+void httpd_reply_fd(struct httpd_req *r, int status,
+                    const char *content_type, int fd,
+                    unsigned long long size)
+{
+    struct MHD_Response *resp;
+    off_t at = lseek(fd, 0, SEEK_CUR);
+
+    /* MHD closes fd when it destroys the response */
+    resp = MHD_create_response_from_fd_at_offset64(
+        (uint64_t)size, fd, (uint64_t)(at > 0 ? at : 0));
+    if (resp == NULL) {
+        close(fd);
+        log_error(&r->log, "httpd: cannot build a %d file response", status);
+        return;
+    }
+    if (content_type != NULL)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                content_type);
+    reply_send(r, status, resp, (size_t)size);
+}
+
+/* Adapts httpd_read_fn to MHD's content reader. */
+struct reply_stream {
+    httpd_read_fn read_fn;
+    void (*free_fn)(void *);
+    void *arg;
+};
+
+static ssize_t reply_stream_read(void *cls, uint64_t pos, char *buf,
+                                 size_t max)
+{
+    struct reply_stream *rs = cls;
+    long n;
+
+    (void)pos;
+    n = rs->read_fn(rs->arg, buf, max);
+    if (n > 0)
+        return (ssize_t)(n > (long)max ? (long)max : n);
+    if (n == HTTPD_READ_END)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    return MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static void reply_stream_free(void *cls)
+{
+    struct reply_stream *rs = cls;
+
+    if (rs->free_fn != NULL)
+        rs->free_fn(rs->arg);
+    free(rs);
+}
+
+void httpd_reply_stream(struct httpd_req *r, int status,
+                        const char *content_type, httpd_read_fn read_fn,
+                        void *arg, void (*free_fn)(void *))
+{
+    struct reply_stream *rs = malloc(sizeof(*rs));
+    struct MHD_Response *resp = NULL;
+
+    if (rs != NULL) {
+        rs->read_fn = read_fn;
+        rs->free_fn = free_fn;
+        rs->arg = arg;
+        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384,
+                                                 reply_stream_read, rs,
+                                                 reply_stream_free);
+    }
+    if (resp == NULL) {
+        free(rs);
+        if (free_fn != NULL)
+            free_fn(arg);
+        log_error(&r->log, "httpd: cannot build a stream response");
+        return;
+    }
+    if (content_type != NULL)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                content_type);
+    /* reply_send destroys resp; MHD then calls reply_stream_free once */
+    reply_send(r, status, resp, 0);
+}
+
+int httpd_draining(const struct httpd_server *s)
+{
+    return atomic_load(&((struct httpd_server *)s)->draining);
 }
 
 void httpd_reply_json(struct httpd_req *r, int status, json_t *body)

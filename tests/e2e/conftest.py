@@ -110,6 +110,24 @@ class Cluster:
         return found
 
 
+# Auth hardening settings for the whole suite (services inherit them).
+# Every test signs in from 127.0.0.1, so per-IP limits are generous;
+# tests/e2e/test_auth_*.py rely on the per-account values, the short
+# grace window and the short revocation cache.
+ADMIN_EMAIL = "e2e-admin@example.com"
+E2E_AUTH_ENV = {
+    "LOGIN_RATE_LIMIT_PER_MIN": "100000",
+    "REGISTER_RATE_LIMIT_PER_MIN": "100000",
+    "LOGIN_IP_FREE_FAILURES": "100000",
+    "LOGIN_FREE_FAILURES": "5",
+    "LOGIN_BACKOFF_BASE_S": "30",
+    "LOGIN_BACKOFF_MAX_S": "120",
+    "REFRESH_REUSE_GRACE_S": "2",
+    "REVOCATION_CACHE_TTL_S": "2",
+    "ADMIN_EMAIL": ADMIN_EMAIL,
+}
+
+
 _cluster: Cluster | None = None
 
 
@@ -131,6 +149,7 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     env.update({k: str(v) for k, v in ports.items()})
     env.update(BASALT_RUN_DIR=str(run_dir), BASALT_BIN_DIR=str(bin_dir),
                LOG_LEVEL=os.environ.get("LOG_LEVEL", "info"))
+    env.update(E2E_AUTH_ENV)
     c = Cluster(
         run_dir=run_dir, env=env,
         gateway_url=f"http://127.0.0.1:{ports['BASALT_GATEWAY_PORT']}",

@@ -9,6 +9,7 @@
  *   job_types.c  job type registry: argument validation and handlers
  *   jobs_api.c   /automation/jobs HTTP handlers
  *   identity.c   caller identity (gateway headers or bearer token)
+ *   workflows.h  workflows, scheduler, emit_event, events (declared there)
  *
  * Job life cycle (state column):
  *
@@ -77,6 +78,7 @@ struct auto_job {
                                 claim found an expired lease it may not
                                 rerun */
     double wait_s;           /* now - run_at at claim (queue latency) */
+    char owner_id[64];       /* the job's owner (events, emit_event) */
 };
 
 void auto_job_cleanup(struct auto_job *j);
@@ -310,6 +312,12 @@ struct auto_pool_opts {
     int depth_s;                    /* queue depth gauge period */
     const char *replica_id;         /* NULL: "<hostname>:<pid>" */
     struct metrics_registry *metrics; /* NULL: metrics_default() */
+    /* Optional (NULL): called on the worker thread after a claim
+     * (state "running") and after an outcome is stored ("succeeded",
+     * "retryable", "dead", "cancelled", "available" on release). Must not
+     * block (events.c only queues). */
+    void (*on_job)(void *arg, const struct auto_job *j, const char *state);
+    void *on_job_arg;
 };
 
 /* New pool (no threads yet); NULL on OOM / bad options. */
@@ -344,7 +352,9 @@ int auto_job_progress(struct auto_job_ctx *ctx, int pct, const char *msg);
  * return that outcome. Cheap (atomics only); call often. */
 int auto_job_should_stop(struct auto_job_ctx *ctx);
 
-/* ---- identity.c ------------------------------------------------------- */
+/* ---- identity.c (over libs/identity) ---------------------------------- */
+
+struct ident_rev;
 
 /* How callers are authenticated; immutable after start-up, shared. */
 struct auto_auth {
@@ -352,6 +362,8 @@ struct auto_auth {
     struct tok_policy policy;
     const char *internal_token;     /* NULL/"": gateway headers never
                                        trusted */
+    struct ident_rev *rev;          /* NULL: no revocation check (libs/
+                                       identity/revocation.h) */
 };
 
 struct auto_identity {

@@ -12,6 +12,8 @@
 #include <curl/curl.h>
 
 #include "auto.h"
+#include "workflows.h"
+#include "files.h"
 
 #define SLEEP_MAX_MS 3600000
 #define HTTP_TIMEOUT_DEFAULT_MS 10000
@@ -313,6 +315,8 @@ static const struct auto_job_type types[] = {
     {"sleep", sleep_check, sleep_run},
     {"fail", fail_check, fail_run},
     {"http", http_check, http_run},
+    {"emit_event", auto_emit_event_check, auto_emit_event_run},
+    {"import_file", auto_import_check, auto_import_run},
 };
 
 const struct auto_job_type *auto_job_type_find(const char *name)

@@ -14,7 +14,10 @@
 #include <curl/curl.h>
 
 #include "auto.h"
+#include "workflows.h"
+#include "files.h"
 #include "config/config.h"
+#include "identity/revocation.h"
 #include "log/log.h"
 #include "redispool/redispool.h"
 
@@ -28,6 +31,10 @@ struct settings {
     const char *migrations_dir;
     int port, workers, lease_s, heartbeat_s, drain_s, max_attempts;
     int retry_base_ms, retry_max_ms, poll_ms, pg_pool_size;
+    const char *platform_url;          /* workflows (workflows.h) */
+    int sched_max_wait_ms, sched_grace_ms, sse_keepalive_s;
+    long files_max_bytes;              /* files (files.h) */
+    double import_max_error_rate;
 };
 
 struct deps {
@@ -60,6 +67,18 @@ static void read_settings(struct cfg *c, struct settings *s)
                                 "services/automation/migrations");
     s->pg_pool_size = (int)cfg_int(c, "PG_POOL_SIZE", s->workers + 8, 2,
                                    1024);
+    s->platform_url = cfg_str(c, "PLATFORM_URL", "");
+    s->sched_max_wait_ms = (int)cfg_int(c, "SCHEDULER_MAX_WAIT_MS", 1000, 10,
+                                        60000);
+    s->sched_grace_ms = (int)cfg_int(c, "SCHEDULE_GRACE_MS", 10000, 0,
+                                     86400000);
+    s->sse_keepalive_s = (int)cfg_int(c, "SSE_KEEPALIVE_S", 15, 1, 300);
+    s->files_max_bytes = cfg_int(c, "FILES_MAX_BYTES",
+                                 (long)AUTO_FILES_MAX_BYTES_DEFAULT, 1,
+                                 (long)1 << 40);
+    s->import_max_error_rate = cfg_double(c, "IMPORT_MAX_ERROR_RATE",
+                                          AUTO_IMPORT_MAX_ERROR_RATE_DEFAULT,
+                                          0, 1);
     if (log_level_parse(s->log_level) < 0)
         cfg_fail(c, "LOG_LEVEL", "must be debug, info, warn or error");
     if (s->heartbeat_s >= s->lease_s)
@@ -186,12 +205,17 @@ int main(void)
     struct deps d = {0};
     struct tok_keyset *keys = NULL;
     struct auto_queue queue;
-    struct auto_auth auth;
+    struct auto_auth auth = {0};
     struct auto_api api;
     struct auto_pool_opts po = {0};
     struct auto_pool *pool = NULL;
     struct httpd_opts ho;
     struct httpd_server *srv = NULL;
+    struct auto_events *events = NULL;
+    struct auto_sched *sched = NULL;
+    struct auto_sched_opts so = {0};
+    struct auto_wf_api wfapi;
+    struct auto_files files = {0};
     int rc = 1;
 
     cfg_init(&c, SERVICE);
@@ -227,6 +251,8 @@ int main(void)
     auth.policy.audience = s.jwt_audience;
     auth.policy.leeway_s = 60;
     auth.internal_token = s.internal_token;
+    /* Bearer tokens: logout / disabled users count within 30 s. */
+    auth.rev = ident_rev_new(d.redis, 30);
     api.queue = &queue;
     api.auth = &auth;
     api.default_max_attempts = s.max_attempts;
@@ -237,6 +263,24 @@ int main(void)
     po.heartbeat_s = s.heartbeat_s;
     po.poll_ms = s.poll_ms;
     po.drain_s = s.drain_s;
+    events = auto_events_new(s.redis_url, d.pg, s.sse_keepalive_s);
+    if (!events)
+        goto cleanup;
+    po.on_job = auto_events_on_job;
+    po.on_job_arg = events;
+    auto_steps_init(s.platform_url, s.internal_token);
+    wfapi.pg = d.pg;
+    wfapi.auth = &auth;
+    wfapi.events = events;
+    wfapi.default_max_attempts = s.max_attempts;
+    files.pg = d.pg;
+    files.auth = &auth;
+    files.max_bytes = (uint64_t)s.files_max_bytes;
+    files.max_error_rate = s.import_max_error_rate;
+    files.storage = auto_storage_dir_new(s.storage_dir);
+    if (!files.storage)
+        goto cleanup;
+    auto_files_set(&files);   /* before workers: import_file reads it */
     pool = auto_pool_new(&po);
     if (!pool || auto_pool_start(pool) != 0)
         goto cleanup;
@@ -249,18 +293,37 @@ int main(void)
     ho.ready = ready;
     ho.ready_arg = &d;
     srv = httpd_new(&ho);
-    if (!srv || auto_api_routes(srv, &api) != 0 || httpd_start(srv) != 0)
+    if (!srv || auto_api_routes(srv, &api) != 0 ||
+        auto_wf_routes(srv, &wfapi) != 0 ||
+        auto_files_routes(srv, &files) != 0 ||
+        auto_events_routes(srv, events, &auth) != 0 ||
+        httpd_start(srv) != 0 || auto_events_start(events) != 0)
+        goto cleanup;
+    so.pg = d.pg;
+    so.events = events;
+    so.max_wait_ms = s.sched_max_wait_ms;
+    so.grace_ms = s.sched_grace_ms;
+    sched = auto_sched_start(&so);
+    if (!sched)
         goto cleanup;
     log_kv(LOG_LVL_INFO, NULL, "automation ready", "host", s.host, NULL);
     httpd_run(srv, on_signal, NULL, pool);
+    auto_sched_stop(sched);   /* a run fired now would wait for a replica */
+    sched = NULL;
     auto_pool_drain(pool);
     rc = 0;
 cleanup:
+    auto_sched_stop(sched);
     auto_pool_free(pool);   /* drains first if still running */
+    auto_files_set(NULL);
+    auto_storage_free(files.storage);
+    auto_events_free(events);   /* after the pool: its hook emits */
+    auto_steps_cleanup();
     if (srv)
         httpd_free(srv);
     if (d.pg)
         pgpool_free(d.pg);
+    ident_rev_free(auth.rev);   /* borrows d.redis */
     redispool_free(d.redis);
     if (keys)
         tok_keyset_free(keys);

@@ -204,7 +204,7 @@ enum auto_res auto_queue_claim(struct auto_queue *q, const char *worker_id,
         "  FROM next n WHERE j.id = n.id"
         "  RETURNING j.id, j.type, j.args::text, j.attempts, j.max_attempts,"
         "   j.state, extract(epoch FROM now() - j.run_at)::float8,"
-        "   j.priority, j.run_at)"
+        "   j.priority, j.run_at, j.owner_id)"
         " SELECT * FROM upd ORDER BY priority, run_at, id";
     char maxs[16], lease[16];
     PGresult *r;
@@ -233,6 +233,7 @@ enum auto_res auto_queue_claim(struct auto_queue *q, const char *worker_id,
         j->max_attempts = (int)strtol(PQgetvalue(r, i, 4), NULL, 10);
         snprintf(j->state, sizeof j->state, "%s", PQgetvalue(r, i, 5));
         j->wait_s = strtod(PQgetvalue(r, i, 6), NULL);
+        snprintf(j->owner_id, sizeof j->owner_id, "%s", PQgetvalue(r, i, 9));
         (*n)++;
     }
     PQclear(r);

@@ -256,6 +256,9 @@ static void run_job(struct auto_slot *s, struct auto_job *job)
     if (rc == AUTO_OK) {
         if (out != AUTO_JOB_ABORTED)
             count(p, job->type, state);
+        if (p->o.on_job)
+            p->o.on_job(p->o.on_job_arg, job,
+                        out == AUTO_JOB_ABORTED ? "available" : state);
         log_kv(out == AUTO_JOB_FAIL ? LOG_LVL_WARN : LOG_LVL_DEBUG, NULL,
                "job finished", "job_id", ids, "type", job->type, "state",
                state, "worker", s->worker_id,
@@ -292,6 +295,8 @@ static void *worker_main(void *arg)
         if (strcmp(job.state, "running") != 0) {
             /* an expired lease that may not run again */
             count(p, job.type, job.state);
+            if (p->o.on_job)
+                p->o.on_job(p->o.on_job_arg, &job, job.state);
             auto_job_cleanup(&job);
             continue;
         }
@@ -300,6 +305,8 @@ static void *worker_main(void *arg)
         /* More may be waiting (one NOTIFY can stand for many jobs): pass
          * the baton to one idle worker. */
         auto_waker_kick(&p->waker, 0);
+        if (p->o.on_job)
+            p->o.on_job(p->o.on_job_arg, &job, "running");
         run_job(s, &job);
         auto_job_cleanup(&job);
     }

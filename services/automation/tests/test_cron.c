@@ -4,6 +4,7 @@
  * the DST rules are documented in cron.h.
  */
 #include "../src/cron.c"
+#include "../src/cron_next.c"
 
 #include <check.h>
 #include <stdlib.h>

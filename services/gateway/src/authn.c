@@ -1,4 +1,6 @@
 #include "authn.h"
+#include "revocation.h"
+#include "token_cache.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -15,12 +17,16 @@ struct gw_authn {
     char issuer[256];
     char audience[256];
     struct tok_policy pol; /* points at issuer / audience above */
+    struct gw_token_cache *cache; /* owned, NULL: off (revocation.h) */
+    struct gw_revocation *rev;    /* owned, NULL: no revocation checks */
 };
 
 void gw_authn_free(struct gw_authn *a)
 {
     if (a == NULL)
         return;
+    gw_revocation_free(a->rev);
+    gw_token_cache_free(a->cache);
     tok_keyset_free(a->ks);
     free(a);
 }
@@ -184,10 +190,24 @@ enum gw_bearer_rc gw_authn_bearer(const char *authz, const char **tok,
     return *p == '\0' ? GW_BEARER_OK : GW_BEARER_MALFORMED;
 }
 
+void gw_authn_attach(struct gw_authn *a, struct gw_token_cache *cache,
+                     struct gw_revocation *rev)
+{
+    a->cache = cache;
+    a->rev = rev;
+}
+
 enum tok_err gw_authn_verify(const struct gw_authn *a, const char *tok,
                              size_t len, time_t now, struct tok_claims *out)
 {
-    return tok_verify(a->ks, &a->pol, tok, len, now, out);
+    enum tok_err e;
+
+    if (a->cache != NULL && gw_token_cache_get(a->cache, tok, len, now, out))
+        return TOK_OK;
+    e = tok_verify(a->ks, &a->pol, tok, len, now, out);
+    if (e == TOK_OK && a->cache != NULL)
+        gw_token_cache_put(a->cache, tok, len, out, now);
+    return e;
 }
 
 int gw_authn_has_role(const struct gw_route *route,
@@ -223,6 +243,7 @@ int gw_authn_check(const struct gw_authn *a, struct httpd_req *r,
     const char *tok = NULL;
     size_t len = 0;
     enum tok_err e;
+    time_t now;
 
     *has_claims = 0;
     if (route->auth == GW_AUTH_NONE)
@@ -240,11 +261,18 @@ int gw_authn_check(const struct gw_authn *a, struct httpd_req *r,
         reply_invalid(r, "malformed Authorization header");
         return -1;
     }
-    e = gw_authn_verify(a, tok, len, time(NULL), out);
+    now = time(NULL);
+    e = gw_authn_verify(a, tok, len, now, out);
     if (e != TOK_OK) {
         log_kv(LOG_LVL_INFO, &r->log, "token rejected", "route",
                route->name, "reason", tok_strerror(e), NULL);
         reply_invalid(r, tok_strerror(e));
+        return -1;
+    }
+    if (a->rev != NULL && gw_revocation_check(a->rev, out, now) != 0) {
+        log_kv(LOG_LVL_INFO, &r->log, "token rejected", "route",
+               route->name, "reason", "revoked", NULL);
+        reply_invalid(r, "revoked");
         return -1;
     }
     if (!gw_authn_has_role(route, out)) {

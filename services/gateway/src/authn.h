@@ -58,7 +58,20 @@ enum gw_bearer_rc {
 enum gw_bearer_rc gw_authn_bearer(const char *authz, const char **tok,
                                   size_t *len);
 
-/* Verifies a token at `now`; see tok_verify(). */
+struct gw_token_cache;
+struct gw_revocation;
+
+/*
+ * Gives `a` a verified-token cache and a revocation checker (either may
+ * be NULL; `a` owns and frees them). With a cache, gw_authn_verify skips
+ * the signature check for a token verified moments ago; with a checker,
+ * gw_authn_check refuses revoked tokens (401 invalid_token "revoked").
+ * Start-up only (see revocation.h, gw_authn_setup_revocation).
+ */
+void gw_authn_attach(struct gw_authn *a, struct gw_token_cache *cache,
+                     struct gw_revocation *rev);
+
+/* Verifies a token at `now`; see tok_verify(). Cached when attached. */
 enum tok_err gw_authn_verify(const struct gw_authn *a, const char *tok,
                              size_t len, time_t now, struct tok_claims *out);
 

@@ -4,13 +4,19 @@
 #include <string.h>
 
 #include "log/log.h"
+#include "ratelimit.h"
 
 void gw_init(struct gw *g, struct gw_routes *routes, struct gw_authn *authn,
              struct gw_proxy *proxy, const char *routes_file,
              const struct gw_route_defaults *def, size_t body_cap)
 {
     memset(g, 0, sizeof(*g));
+    gw_pools_init(&g->pools);
+    if (routes != NULL)
+        gw_pools_sync(&g->pools, routes);
     gw_route_table_init(&g->table, routes);
+    if (proxy != NULL)
+        gw_proxy_set_pools(proxy, &g->pools);
     g->authn = authn;
     g->proxy = proxy;
     g->routes_file = routes_file;
@@ -20,11 +26,28 @@ void gw_init(struct gw *g, struct gw_routes *routes, struct gw_authn *authn,
 
 void gw_cleanup(struct gw *g)
 {
+    gw_serve_stop(g);
     gw_route_table_cleanup(&g->table);
     gw_authn_free(g->authn);
     gw_proxy_free(g->proxy);
     g->authn = NULL;
     g->proxy = NULL;
+    gw_pools_cleanup(&g->pools);
+    gw_ratelimit_free(g->rl);
+    g->rl = NULL;
+}
+
+void gw_set_ratelimit(struct gw *g, struct gw_ratelimit *rl,
+                      int fail_closed)
+{
+    g->rl = rl;
+    g->rl_fail_closed = fail_closed;
+}
+
+void gw_set_admin_token(struct gw *g, const char *token)
+{
+    snprintf(g->admin_token, sizeof(g->admin_token), "%s",
+             token != NULL ? token : "");
 }
 
 int gw_path_has_dot_segment(const char *path)
@@ -45,52 +68,6 @@ int gw_path_has_dot_segment(const char *path)
         seg = end;
     }
     return 0;
-}
-
-void gw_handle(struct httpd_req *r, void *arg)
-{
-    struct gw *g = arg;
-    struct gw_routes *rt = gw_route_table_get(&g->table);
-    const struct gw_route *route = NULL;
-    struct tok_claims claims;
-    unsigned allowed = 0;
-    int has_claims = 0;
-    char allow[96];
-
-    if (rt == NULL) {
-        httpd_error(r, 503, "not_ready", "no routes loaded");
-        return;
-    }
-    if (gw_path_has_dot_segment(r->path)) {
-        httpd_error(r, 400, "invalid_path",
-                    "path must not contain '.' or '..' segments");
-        goto done;
-    }
-    switch (gw_routes_match(rt, r->method, r->path, &route, &allowed)) {
-    case GW_MATCH_OK:
-        break;
-    case GW_MATCH_NOT_FOUND:
-        httpd_error(r, 404, "not_found", "no route for this path");
-        goto done;
-    case GW_MATCH_METHOD:
-        gw_methods_str(allowed, allow, sizeof(allow));
-        httpd_add_header(r, "Allow", allow);
-        httpd_error(r, 405, "method_not_allowed",
-                    "method %.16s not allowed here; allowed: %s", r->method,
-                    allow);
-        goto done;
-    }
-    if (r->body_len > route->max_body) {
-        httpd_error(r, 413, "payload_too_large",
-                    "request body over %zu bytes", route->max_body);
-        goto done;
-    }
-    if (gw_authn_check(g->authn, r, route, &claims, &has_claims) != 0)
-        goto done;
-    gw_proxy_forward(g->proxy, r, route, has_claims ? &claims : NULL);
-
-done:
-    gw_routes_release(rt);
 }
 
 int gw_reload(struct gw *g)
@@ -117,6 +94,7 @@ int gw_reload(struct gw *g)
                b, NULL);
     }
     snprintf(count, sizeof(count), "%zu", next->nroutes);
+    gw_pools_sync(&g->pools, next);
     gw_route_table_swap(&g->table, next);
     log_kv(LOG_LVL_INFO, NULL, "routes reloaded", "file", g->routes_file,
            "routes", count, NULL);

@@ -9,6 +9,8 @@
 
 #include "config/config.h"
 #include "gateway.h"
+#include "ratelimit.h"
+#include "revocation.h"
 #include "httpd/httpd.h"
 #include "log/log.h"
 
@@ -28,6 +30,16 @@ struct settings {
     long connect_timeout_ms;
     long timeout_ms;
     long max_body;
+    long threads;
+    long idle_timeout_s;
+    long max_conns;
+    long max_header_bytes;
+    long max_headers;
+    long upstream_conns;
+    const char *admin_token;
+    const char *redis_url;
+    const char *rl_fail;
+    long rl_timeout_ms;
 };
 
 static void read_settings(struct cfg *c, struct settings *s)
@@ -46,6 +58,23 @@ static void read_settings(struct cfg *c, struct settings *s)
         cfg_int(c, "UPSTREAM_CONNECT_TIMEOUT_MS", 1000, 1, 60000);
     s->timeout_ms = cfg_int(c, "UPSTREAM_TIMEOUT_MS", 30000, 1, 600000);
     s->max_body = cfg_int(c, "MAX_BODY_BYTES", 10485760, 0, 1L << 30);
+    s->threads = cfg_int(c, "GATEWAY_THREADS", 0, 0, 256);
+    s->idle_timeout_s = cfg_int(c, "CLIENT_IDLE_TIMEOUT_S", 60, 1, 3600);
+    s->max_conns = cfg_int(c, "MAX_CONNECTIONS", 16384, 1, 1000000);
+    s->max_header_bytes =
+        cfg_int(c, "MAX_HEADER_BYTES", 16384, 4096, 1L << 20);
+    s->max_headers = cfg_int(c, "MAX_HEADERS", 100, 8, 1000);
+    s->upstream_conns = cfg_int(c, "UPSTREAM_MAX_HOST_CONNS", 256, 1, 65536);
+    s->redis_url = cfg_str(c, "REDIS_URL", "");
+    s->rl_fail = cfg_str(c, "RATE_LIMIT_FAIL", "open");
+    s->rl_timeout_ms = cfg_int(c, "RATE_LIMIT_TIMEOUT_MS", 50, 1, 5000);
+    if (strcmp(s->rl_fail, "open") != 0 && strcmp(s->rl_fail, "closed") != 0)
+        cfg_fail(c, "RATE_LIMIT_FAIL", "must be open or closed");
+    s->admin_token = cfg_str(c, "ADMIN_TOKEN", "");
+    if (s->admin_token[0] != '\0' && strlen(s->admin_token) < 16)
+        cfg_fail(c, "ADMIN_TOKEN", "must be at least 16 characters");
+    if (strlen(s->admin_token) > 255)
+        cfg_fail(c, "ADMIN_TOKEN", "must be at most 255 characters");
     if (log_level_parse(s->log_level) < 0)
         cfg_fail(c, "LOG_LEVEL", "must be debug, info, warn or error");
     if (s->public_key_files[0] == '\0' && s->secret[0] == '\0')
@@ -62,8 +91,7 @@ int main(void)
     struct gw_authn *authn = NULL;
     struct gw_proxy *proxy = NULL;
     struct gw_routes *routes = NULL;
-    struct httpd_opts ho;
-    struct httpd_server *srv = NULL;
+    struct gw_serve_opts so;
     struct gw g;
     char err[512];
     size_t body_cap;
@@ -81,8 +109,10 @@ int main(void)
     ao.audience = s.audience;
     ao.leeway_s = (int)s.leeway_s;
     authn = gw_authn_new(&ao, err, sizeof(err));
-    if (authn == NULL) {
+    if (authn == NULL ||
+        gw_authn_setup_revocation(authn, err, sizeof(err)) != 0) {
         fprintf(stderr, "gateway: config: %s\n", err);
+        gw_authn_free(authn);
         goto cleanup_cfg;
     }
     def.timeout_ms = s.timeout_ms;
@@ -97,6 +127,7 @@ int main(void)
     }
     po.connect_timeout_ms = s.connect_timeout_ms;
     po.internal_token = s.internal_token;
+    po.max_host_conns = s.upstream_conns;
     proxy = gw_proxy_new(&po);
     if (proxy == NULL) {
         fputs("gateway: cannot initialise libcurl\n", stderr);
@@ -109,28 +140,42 @@ int main(void)
     if ((size_t)s.max_body > body_cap)
         body_cap = (size_t)s.max_body;
     gw_init(&g, routes, authn, proxy, s.routes_file, &def, body_cap);
+    gw_set_admin_token(&g, s.admin_token);
+    if (s.redis_url[0] != '\0') {
+        struct gw_ratelimit *rl = gw_ratelimit_new(
+            s.redis_url, s.threads > 0 ? (int)s.threads * 2 : 8,
+            (int)s.rl_timeout_ms);
+
+        if (rl == NULL) {
+            fputs("gateway: config: REDIS_URL: not a redis:// URL\n", stderr);
+            rc = GW_EXIT_CONFIG;
+            gw_cleanup(&g);
+            curl_global_cleanup();
+            goto cleanup_cfg;
+        }
+        gw_set_ratelimit(&g, rl, strcmp(s.rl_fail, "closed") == 0);
+    }
 
     rc = 1;
-    httpd_opts_init(&ho, "gateway");
-    ho.host = s.host;
-    ho.port = (int)s.port;
-    ho.threads = 0; /* handlers block on libcurl for now */
-    ho.max_body = body_cap;
-    srv = httpd_new(&ho);
-    if (srv == NULL || httpd_route(srv, "*", "/*", gw_handle, &g, 0) != 0 ||
-        httpd_start(srv) != 0) {
+    gw_serve_opts_init(&so);
+    so.host = s.host;
+    so.port = (int)s.port;
+    so.threads = (int)s.threads;
+    so.conn_timeout_s = (unsigned)s.idle_timeout_s;
+    so.max_conns = (unsigned)s.max_conns;
+    so.max_header_bytes = (size_t)s.max_header_bytes;
+    so.max_headers = (unsigned)s.max_headers;
+    if (gw_serve_start(&g, &so) != 0) {
         log_error(NULL, "cannot start the HTTP server on %s:%ld", s.host,
                   s.port);
         goto cleanup;
     }
     log_info(NULL, "routes loaded from %s: %zu routes", s.routes_file,
              routes->nroutes);
-    httpd_run(srv, NULL, gw_on_hup, &g);
+    gw_serve_run(&g);
     rc = 0;
 
 cleanup:
-    if (srv != NULL)
-        httpd_free(srv);
     gw_cleanup(&g);
     curl_global_cleanup();
 cleanup_cfg:

@@ -6,10 +6,9 @@
  * (client headers minus hop-by-hop and minus identity headers the client
  * may not set, plus X-User-*, X-Request-Id, traceparent, X-Forwarded-*,
  * X-Internal-Token), and which upstream response headers come back. The
- * engine (proxy.c) runs the exchange; this first cut blocks the request
- * thread with a libcurl easy handle (one per thread, connections shared
- * through a CURLSH cache), buffering the whole response. A later engine can
- * keep this interface and the pure layer.
+ * engine (proxy.c) runs every exchange on one libcurl multi handle in its
+ * own thread (upstream connections kept alive in the multi's cache),
+ * streaming both bodies through the bounded rings of struct gw_xfer.
  *
  * Failures are answered in the error shape:
  *   502 upstream_unavailable  connection refused / host not resolved
@@ -32,7 +31,6 @@
 #include <curl/curl.h>
 #include <stddef.h>
 
-#include "httpd/httpd.h"
 #include "routes.h"
 #include "token/token.h"
 
@@ -86,32 +84,47 @@ int gw_proxy_response_header_kept(const char *name);
 int gw_proxy_idempotent(const char *method);
 
 struct gw_proxy;
+struct gw_xfer;
 
 struct gw_proxy_opts {
     long connect_timeout_ms;    /* per target connect */
     const char *internal_token; /* NULL: none sent; copied */
+    long max_host_conns;        /* upstream connections per host, 0 = 256 */
 };
 
 /*
- * New engine. Calls curl_global_init, so create it from main before other
- * threads start. NULL on failure.
+ * New engine: a libcurl multi handle and the thread that runs it. Calls
+ * curl_global_init and blocks SIGTERM/SIGINT/SIGHUP in the calling thread
+ * before starting its thread (so only gw_serve_run's sigwait sees them):
+ * create it from main before other threads start. NULL on failure.
  */
 struct gw_proxy *gw_proxy_new(const struct gw_proxy_opts *o);
 
-/*
- * Frees the engine. Every thread that used gw_proxy_forward must have
- * exited (their easy handles are released by a thread-exit destructor).
- */
+/* Stops the thread (cancelling what is still running) and frees. */
 void gw_proxy_free(struct gw_proxy *p);
 
+/* The X-Internal-Token value to send, or NULL. */
+const char *gw_proxy_internal_token(const struct gw_proxy *p);
+
 /*
- * Forwards request `r` matched to `route` and answers it (always exactly
- * one reply). `claims` NULL on public routes. Blocks the calling thread
- * for at most about route->timeout_ms (a retry gets what is left of it).
- * Any request thread may call it.
+ * Hands `x` to the curl thread (takes a reference). The transfer starts
+ * there; its callbacks fill x->down and drain x->up and wake the MHD
+ * connection as described in xfer.h. Any thread. Can't fail.
  */
-void gw_proxy_forward(struct gw_proxy *p, struct httpd_req *r,
-                      const struct gw_route *route,
-                      const struct tok_claims *claims);
+void gw_proxy_submit(struct gw_proxy *p, struct gw_xfer *x);
+
+/* Asks the curl thread to continue a paused transfer. Any thread. */
+void gw_proxy_unpause(struct gw_proxy *p, struct gw_xfer *x);
+
+/* Asks the curl thread to abort a transfer (client gone). Any thread. */
+void gw_proxy_cancel(struct gw_proxy *p, struct gw_xfer *x);
+
+struct gw_pools;
+/* The pools whose active health checks the curl thread runs (NULL: none).
+ * The pools must outlive the engine. Any thread. */
+void gw_proxy_set_pools(struct gw_proxy *p, struct gw_pools *ps);
+
+/* Transfers currently in the multi handle (tests, drain). */
+long gw_proxy_active(const struct gw_proxy *p);
 
 #endif

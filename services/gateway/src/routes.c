@@ -48,19 +48,6 @@ static void seterr(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Upstream names become env var names, so keep them to [A-Za-z0-9_-]. */
-static int valid_name(const char *s)
-{
-    size_t n = strlen(s);
-
-    if (n == 0 || n >= GW_NAME_MAX)
-        return 0;
-    for (; *s; s++)
-        if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_')
-            return 0;
-    return 1;
-}
-
 /*
  * A route path: absolute, printable, no query/fragment, no trailing slash
  * (except "/"), no empty or dot segments — what we match is then exactly
@@ -102,7 +89,7 @@ static const char *path_problem(const char *p)
  * Checks a target base URL and returns a copy without trailing slashes,
  * or NULL with *why set.
  */
-static char *target_dup(const char *url, const char **why)
+char *gw_routes_target_dup(const char *url, const char **why)
 {
     const char *host;
     char *out;
@@ -136,59 +123,13 @@ static char *target_dup(const char *url, const char **why)
     return out;
 }
 
-static void free_targets(char **targets, size_t n)
+void gw_routes_targets_free(char **targets, size_t n)
 {
     size_t i;
 
     for (i = 0; i < n; i++)
         free(targets[i]);
     free(targets);
-}
-
-static int parse_upstream(struct gw_upstream *up, const char *name,
-                          json_t *obj, char *err, size_t errlen)
-{
-    const char *key;
-    json_t *val, *targets;
-    size_t i;
-
-    if (!valid_name(name)) {
-        seterr(err, errlen,
-               "upstreams: name \"%.64s\" must be 1-63 of [A-Za-z0-9_-]",
-               name);
-        return -1;
-    }
-    snprintf(up->name, sizeof(up->name), "%s", name);
-    if (!json_is_object(obj)) {
-        seterr(err, errlen, "upstreams.%s: must be an object", name);
-        return -1;
-    }
-    json_object_foreach(obj, key, val) {
-        if (strcmp(key, "targets") != 0) {
-            seterr(err, errlen, "upstreams.%s: unknown key \"%.64s\"", name,
-                   key);
-            return -1;
-        }
-    }
-    targets = json_object_get(obj, "targets");
-    if (!json_is_array(targets)) {
-        seterr(err, errlen, "upstreams.%s.targets: must be an array of URLs",
-               name);
-        return -1;
-    }
-    up->ntargets = json_array_size(targets);
-    up->targets = xcalloc(up->ntargets + 1, sizeof(char *));
-    json_array_foreach(targets, i, val) {
-        const char *why = "must be a string";
-
-        if (!json_is_string(val) ||
-            (up->targets[i] = target_dup(json_string_value(val), &why)) ==
-                NULL) {
-            seterr(err, errlen, "upstreams.%s.targets[%zu]: %s", name, i, why);
-            return -1;
-        }
-    }
-    return 0;
 }
 
 static int parse_methods(struct gw_route *r, json_t *arr, size_t idx,
@@ -264,7 +205,8 @@ static int int_field(json_t *obj, const char *key, long long min,
 
 static const char *const route_keys[] = {
     "name",  "prefix",     "path",     "methods", "upstream", "strip_prefix",
-    "auth",  "roles",      "timeout_ms", "max_body", NULL,
+    "auth",  "roles",      "timeout_ms", "max_body", "rate_limit",
+    "cors",  "connect_timeout_ms", "first_byte_timeout_ms", NULL,
 };
 
 static int parse_route(struct gw_routes *rt, struct gw_route *r, json_t *obj,
@@ -388,7 +330,7 @@ static int parse_route(struct gw_routes *rt, struct gw_route *r, json_t *obj,
     }
     if (rc > 0)
         r->max_body = (size_t)n;
-    return 0;
+    return gw_routes_parse_route_ext(r, obj, idx, err, errlen);
 }
 
 /* Rejects two routes with the same name, or the same path/prefix and a
@@ -425,9 +367,17 @@ static void routes_free(struct gw_routes *rt)
     if (rt == NULL)
         return;
     for (i = 0; i < rt->nupstreams; i++)
-        free_targets(rt->upstreams[i].targets, rt->upstreams[i].ntargets);
-    for (i = 0; i < rt->nroutes; i++)
+    {
+        gw_routes_targets_free(rt->upstreams[i].targets,
+                               rt->upstreams[i].ntargets);
+        gw_routes_targets_free(rt->upstreams[i].green_targets,
+                               rt->upstreams[i].green_ntargets);
+    }
+    for (i = 0; i < rt->nroutes; i++) {
         free(rt->routes[i].path);
+        gw_routes_targets_free(rt->routes[i].cors.origins,
+                               rt->routes[i].cors.norigins);
+    }
     free(rt->upstreams);
     free(rt->routes);
     free(rt);
@@ -477,7 +427,7 @@ struct gw_routes *gw_routes_parse(const char *text, size_t len,
         struct gw_upstream *up = &rt->upstreams[rt->nupstreams++];
 
         atomic_init(&up->rr, 0);
-        if (parse_upstream(up, key, val, err, errlen) != 0)
+        if (gw_routes_parse_upstream(up, key, val, err, errlen) != 0)
             goto fail;
     }
     rt->routes = xcalloc(json_array_size(routes) + 1, sizeof(*rt->routes));
@@ -498,10 +448,11 @@ fail:
 }
 
 /* "llm-orchestrator" -> "UPSTREAM_LLM_ORCHESTRATOR_URL". */
-static void env_name(const char *up, char *buf, size_t len)
+static void env_name(const char *up, const char *suffix, char *buf,
+                     size_t len)
 {
     size_t off;
-    int n = snprintf(buf, len, "UPSTREAM_%s_URL", up);
+    int n = snprintf(buf, len, "UPSTREAM_%s%s", up, suffix);
 
     if (n < 0)
         return;
@@ -541,7 +492,7 @@ static char **split_targets(const char *list, size_t *n, const char **why)
         if (l > 0) {
             memcpy(item, p, l);
             item[l] = '\0';
-            out[count] = target_dup(item, why);
+            out[count] = gw_routes_target_dup(item, why);
             if (out[count] == NULL)
                 goto fail;
             count++;
@@ -558,23 +509,26 @@ static char **split_targets(const char *list, size_t *n, const char **why)
     return out;
 
 fail:
-    free_targets(out, count);
+    gw_routes_targets_free(out, count);
     return NULL;
 }
 
 int gw_routes_apply_env(struct gw_routes *rt, char *err, size_t errlen)
 {
-    char name[GW_NAME_MAX + 16];
-    size_t i, nup = rt->nupstreams;
+    static const char *const suffix[GW_NCOLORS] = {"_URL", "_GREEN_URL"};
+    char name[GW_NAME_MAX + 32];
+    size_t i, nup = rt->nupstreams * GW_NCOLORS;
     char ***lists = xcalloc(nup + 1, sizeof(*lists));
     size_t *counts = xcalloc(nup + 1, sizeof(*counts));
     int rc = 0;
 
-    /* Validate every variable first so a bad one changes nothing. */
+    /* Validate every variable first so a bad one changes nothing.
+     * Index i is upstream i / 2, colour i % 2. */
     for (i = 0; i < nup && rc == 0; i++) {
         const char *val, *why = "";
 
-        env_name(rt->upstreams[i].name, name, sizeof(name));
+        env_name(rt->upstreams[i / GW_NCOLORS].name,
+                 suffix[i % GW_NCOLORS], name, sizeof(name));
         val = getenv(name);
         if (val == NULL || val[0] == '\0')
             continue;
@@ -585,17 +539,19 @@ int gw_routes_apply_env(struct gw_routes *rt, char *err, size_t errlen)
         }
     }
     for (i = 0; i < nup; i++) {
-        struct gw_upstream *up = &rt->upstreams[i];
+        struct gw_upstream *up = &rt->upstreams[i / GW_NCOLORS];
+        char ***tp = i % GW_NCOLORS ? &up->green_targets : &up->targets;
+        size_t *np = i % GW_NCOLORS ? &up->green_ntargets : &up->ntargets;
 
         if (lists[i] == NULL)
             continue;
         if (rc != 0) {
-            free_targets(lists[i], counts[i]);
+            gw_routes_targets_free(lists[i], counts[i]);
             continue;
         }
-        free_targets(up->targets, up->ntargets);
-        up->targets = lists[i];
-        up->ntargets = counts[i];
+        gw_routes_targets_free(*tp, *np);
+        *tp = lists[i];
+        *np = counts[i];
     }
     free(lists);
     free(counts);

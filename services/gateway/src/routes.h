@@ -47,12 +47,66 @@ enum gw_auth {
     GW_AUTH_TOKEN = 1, /* valid bearer access token required */
 };
 
-/* A pool of interchangeable targets ("http://host:port", no slash). */
+enum gw_balance {
+    GW_BALANCE_ROUND_ROBIN = 0,
+    GW_BALANCE_LEAST_REQUESTS,
+};
+
+/* Blue-green colours; index into the per-colour arrays. */
+enum gw_color {
+    GW_BLUE = 0,
+    GW_GREEN = 1,
+};
+#define GW_NCOLORS 2
+
+/* Circuit breaker settings of a pool (see breaker.h). */
+struct gw_breaker_opts {
+    int failures;       /* consecutive failures that open it, 5 */
+    double error_rate;  /* failed share of the window that opens it, 0.5 */
+    int window;         /* results in the error-rate window, 20 (<= 64) */
+    long open_ms;       /* time open before a half-open probe, 5000 */
+};
+
+struct gw_pool;
+
+/*
+ * A pool of interchangeable targets ("http://host:port", no slash) as the
+ * routes file (and env) define it. `targets` are the blue ones, so the old
+ * form {"targets": [...]} is blue with weight 100. The live state (weights
+ * changed by the admin API, health, breakers) is in `pool`, which outlives
+ * reloads (pool.h).
+ */
 struct gw_upstream {
     char name[GW_NAME_MAX];
-    char **targets;
+    char **targets;              /* blue */
     size_t ntargets;
-    atomic_uint rr; /* round-robin cursor, the only mutable field */
+    char **green_targets;
+    size_t green_ntargets;
+    int weight[GW_NCOLORS];      /* 0..100, summing to 100 */
+    enum gw_balance balance;
+    int sticky;                  /* one user id stays on one colour */
+    char hc_path[256];           /* active health check path, "" = off */
+    long hc_interval_ms;
+    long hc_timeout_ms;
+    struct gw_breaker_opts breaker;
+    struct gw_pool *pool;        /* set by gw_pools_sync */
+    atomic_uint rr;              /* round-robin cursor */
+};
+
+enum gw_rl_fail {
+    GW_RL_FAIL_DEFAULT = 0, /* RATE_LIMIT_FAIL */
+    GW_RL_FAIL_OPEN,        /* Redis down: allow */
+    GW_RL_FAIL_CLOSED,      /* Redis down: refuse (503) */
+};
+
+/* CORS policy of a route; norigins 0 = no CORS headers at all. */
+struct gw_cors {
+    char **origins;         /* exact origins, or one "*" */
+    size_t norigins;
+    int credentials;        /* Access-Control-Allow-Credentials: true */
+    long max_age_s;         /* preflight cache, default 600 */
+    char allow_headers[512];  /* "" = echo the requested ones */
+    char expose_headers[512];
 };
 
 struct gw_route {
@@ -67,7 +121,13 @@ struct gw_route {
     char roles[GW_MAX_ROLES][GW_ROLE_MAX]; /* any one of them suffices */
     size_t nroles;
     long timeout_ms;    /* whole upstream exchange */
+    long connect_timeout_ms;    /* per attempt, 0 = the gateway's setting */
+    long first_byte_timeout_ms; /* until the status line, 0 = timeout_ms */
     size_t max_body;    /* request body limit in bytes */
+    long rl_limit;      /* rate limit: requests per rl_period_ms, 0 = off */
+    long rl_period_ms;
+    enum gw_rl_fail rl_fail;
+    struct gw_cors cors;
 };
 
 struct gw_routes {
@@ -77,6 +137,19 @@ struct gw_routes {
     struct gw_route *routes;
     size_t nroutes;
 };
+
+/*
+ * Internal to routes*.c: parses upstreams.<name> into `up` (0, or -1 with
+ * err set); checks a target base URL and returns a trimmed copy (NULL with
+ * *why set); frees a target list.
+ */
+int gw_routes_parse_upstream(struct gw_upstream *up, const char *name,
+                             void *json_obj, char *err, size_t errlen);
+/* The route fields "rate_limit" and "cors" (0, or -1 with err set). */
+int gw_routes_parse_route_ext(struct gw_route *r, void *json_obj,
+                              size_t idx, char *err, size_t errlen);
+char *gw_routes_target_dup(const char *url, const char **why);
+void gw_routes_targets_free(char **targets, size_t n);
 
 /* Values a route gets when the file leaves a field out. */
 struct gw_route_defaults {
@@ -94,9 +167,10 @@ struct gw_routes *gw_routes_parse(const char *json, size_t len,
                                   char *err, size_t errlen);
 
 /*
- * Replaces an upstream's targets with those from UPSTREAM_<NAME>_URL (NAME
- * uppercased, '-' -> '_'; a comma list of base URLs) for every upstream
- * whose variable is set and non-empty. Returns 0, or -1 with `err` set when
+ * Replaces an upstream's blue targets with those from UPSTREAM_<NAME>_URL
+ * and its green ones with UPSTREAM_<NAME>_GREEN_URL (NAME uppercased,
+ * '-' -> '_'; a comma list of base URLs) for every variable set and
+ * non-empty. Returns 0, or -1 with `err` set when
  * a value is not a list of http(s) URLs (routes unchanged then).
  * Call before sharing the table.
  */

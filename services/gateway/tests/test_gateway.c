@@ -22,7 +22,7 @@
 
 #define SECRET "0123456789abcdef0123456789abcdef-gw-test"
 
-static struct httpd_server *upstream, *gateway;
+static struct httpd_server *upstream;
 static struct gw gw;
 static int dead_port;
 
@@ -125,7 +125,10 @@ static char *routes_json(const char *extra_route)
         " {\"name\":\"slow\",\"prefix\":\"/slow\",\"upstream\":\"live\","
         "  \"auth\":\"none\",\"timeout_ms\":200},"
         " {\"name\":\"small\",\"prefix\":\"/small\",\"upstream\":\"live\","
-        "  \"auth\":\"none\",\"max_body\":4}%s]}",
+        "  \"auth\":\"none\",\"max_body\":4},"
+        " {\"name\":\"fb\",\"prefix\":\"/slowfb\",\"upstream\":\"live\","
+        "  \"auth\":\"none\",\"first_byte_timeout_ms\":200,"
+        "  \"connect_timeout_ms\":300}%s]}",
         up, dead_port, dead_port, up, extra_route);
     return buf;
 }
@@ -134,6 +137,7 @@ static void setup(void)
 {
     static const struct gw_route_defaults def = {5000, 1 << 20};
     struct httpd_opts o;
+    struct gw_serve_opts so;
     struct gw_authn_opts ao = {0};
     struct gw_proxy_opts po = {0};
     struct gw_routes *rt;
@@ -166,17 +170,14 @@ static void setup(void)
     ck_assert_ptr_nonnull(proxy);
     gw_init(&gw, rt, authn, proxy, NULL, &def, 1 << 20);
 
-    httpd_opts_init(&o, "gateway");
-    o.port = 0;
-    gateway = httpd_new(&o);
-    ck_assert_ptr_nonnull(gateway);
-    ck_assert_int_eq(httpd_route(gateway, "*", "/*", gw_handle, &gw, 0), 0);
-    ck_assert_int_eq(httpd_start(gateway), 0);
+    gw_serve_opts_init(&so);
+    so.port = 0;
+    so.threads = 2;
+    ck_assert_int_eq(gw_serve_start(&gw, &so), 0);
 }
 
 static void teardown(void)
 {
-    httpd_free(gateway);
     gw_cleanup(&gw);
     httpd_free(upstream);
 }
@@ -227,7 +228,7 @@ static void request(const char *method, const char *path,
     double t0 = httpd_now();
 
     memset(out, 0, sizeof(*out));
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", httpd_port(gateway),
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", gw_serve_port(&gw),
              path);
     for (; hdrs != NULL && *hdrs != NULL; hdrs++)
         list = curl_slist_append(list, *hdrs);
@@ -493,6 +494,10 @@ START_TEST(test_upstream_failures)
     request("GET", "/none/x", NULL, NULL, &r);
     assert_error(&r, 503, "upstream_unavailable");
     request("GET", "/slow/x", NULL, NULL, &r);
+    assert_error(&r, 504, "upstream_timeout");
+    ck_assert_msg(r.secs < 0.9, "took %.3f s", r.secs);
+    /* First-byte timeout (route timeout 5 s, status due within 200 ms). */
+    request("GET", "/slowfb/x", NULL, NULL, &r);
     assert_error(&r, 504, "upstream_timeout");
     ck_assert_msg(r.secs < 0.9, "took %.3f s", r.secs);
 }

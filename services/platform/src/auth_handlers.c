@@ -9,15 +9,18 @@
 
 #include "log/log.h"
 #include "metrics/metrics.h"
+#include "admin_users.h"
+#include "auth_common.h"
 #include "refresh.h"
+#include "session_handlers.h"
+#include "throttle.h"
+#include "track.h"
 #include "users_db.h"
 #include "validation.h"
 
 /* How long a request waits for a pooled connection / argon2 slot. */
 #define PG_WAIT_MS 2000
 #define ARGON2_WAIT_MS 5000
-/* Stored user agents are cut here; they are for display only. */
-#define USER_AGENT_MAX 512
 
 static struct metrics_family *m_registrations;
 static struct metrics_family *m_logins;
@@ -122,13 +125,21 @@ static void h_register(struct httpd_req *r, void *arg)
     const char *email_in, *pw;
     size_t email_len, pw_len;
     char email[PLAT_EMAIL_MAX + 1], why[128];
-    char hash[PLAT_PASSWORD_ENCODED_MAX];
+    char hash[PLAT_PASSWORD_ENCODED_MAX], ip[PLAT_IP_MAX];
     struct plat_user u;
     PGconn *c = NULL;
     enum plat_db rc = PLAT_DB_OK;
+    long retry = 0;
     int hrc;
 
     memset(&u, 0, sizeof(u));
+    plat_auth_client_ip(ctx, r, ip, sizeof(ip));
+    if (plat_throttle_rate(ctx, &r->log, "register", ip,
+                           ctx->set->register_rate_per_min, &retry)) {
+        count(m_registrations, "rate_limited");
+        plat_auth_too_many(r, retry);
+        return;
+    }
     if (httpd_json_body(r, &body) != 0)
         return;
     if (read_credentials(r, body, &email_in, &email_len, &pw, &pw_len) != 0)
@@ -157,11 +168,18 @@ static void h_register(struct httpd_req *r, void *arg)
     if ((c = pg_acquire(ctx, r)) == NULL)
         goto cleanup;
     rc = plat_users_create(c, &r->log, email, hash, &u);
+    if (rc == PLAT_DB_OK && ctx->set->admin_email != NULL &&
+        strcmp(email, ctx->set->admin_email) == 0 &&
+        plat_users_grant_admin(c, &r->log, email) == PLAT_DB_OK) {
+        plat_user_cleanup(&u);
+        rc = plat_users_by_email(c, &r->log, email, &u);
+    }
     switch (rc) {
     case PLAT_DB_OK:
         count(m_registrations, "created");
         log_kv(LOG_LVL_INFO, &r->log, "user registered", "user_id", u.id,
                NULL);
+        plat_track(ctx, "user_registered", u.id, NULL);
         reply_user(r, 201, &u);
         break;
     case PLAT_DB_CONFLICT:
@@ -179,68 +197,6 @@ cleanup:
     json_decref(body);
 }
 
-/* Client address for the session record; see README ("Client IP"). */
-static void client_ip(struct plat_ctx *ctx, struct httpd_req *r, char *buf,
-                      size_t len)
-{
-    const char *xff = httpd_header(r, "X-Forwarded-For");
-    const char *itok = httpd_header(r, "X-Internal-Token");
-    unsigned char tmp[sizeof(struct in6_addr)];
-
-    buf[0] = '\0';
-    if (xff != NULL && plat_identity_internal_ok(&ctx->identity, itok)) {
-        /* The gateway appends the peer it saw: the last entry. */
-        const char *last = strrchr(xff, ',');
-        size_t n;
-
-        last = last != NULL ? last + 1 : xff;
-        while (*last == ' ')
-            last++;
-        snprintf(buf, len, "%s", last);
-        n = strlen(buf);
-        while (n > 0 && buf[n - 1] == ' ')
-            buf[--n] = '\0';
-    } else {
-        httpd_client_ip(r, buf, len);
-    }
-    /* Only a literal address reaches the inet column. */
-    if (inet_pton(AF_INET, buf, tmp) != 1 &&
-        inet_pton(AF_INET6, buf, tmp) != 1)
-        buf[0] = '\0';
-}
-
-/* Printable ASCII copy of the User-Agent (text columns reject bad UTF-8). */
-static void user_agent(struct httpd_req *r, char *buf, size_t len)
-{
-    const char *ua = httpd_header(r, "User-Agent");
-    size_t i = 0;
-
-    for (; ua != NULL && ua[i] != '\0' && i + 1 < len; i++) {
-        unsigned char ch = (unsigned char)ua[i];
-        buf[i] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
-    }
-    buf[i] = '\0';
-}
-
-static char *issue_access(struct plat_ctx *ctx, const struct plat_user *u)
-{
-    const char *roles[PLAT_USER_ROLES_MAX];
-    struct tok_issue in;
-
-    for (size_t i = 0; i < u->nroles; i++)
-        roles[i] = u->roles[i];
-    memset(&in, 0, sizeof(in));
-    in.issuer = ctx->set->jwt_issuer;
-    in.audience = ctx->set->jwt_audience;
-    in.sub = u->id;
-    in.email = u->email;
-    in.roles = roles;
-    in.nroles = u->nroles;
-    in.ttl_s = ctx->set->access_ttl_s;
-    in.now = time(NULL);
-    return tok_sign(ctx->signer, &in, NULL);
-}
-
 /* Login failures all look the same to the client. */
 static void reply_invalid_credentials(struct httpd_req *r, const char *why)
 {
@@ -256,26 +212,43 @@ static void h_login(struct httpd_req *r, void *arg)
     const char *email_in, *pw, *hash;
     size_t email_len, pw_len;
     char email[PLAT_EMAIL_MAX + 1], why[128];
-    char refresh[PLAT_REFRESH_TEXT_LEN + 1];
-    unsigned char refresh_hash[PLAT_REFRESH_HASH_LEN];
-    char ip[INET6_ADDRSTRLEN + 8], ua[USER_AGENT_MAX + 1];
-    char *access = NULL;
+    char ip[PLAT_IP_MAX];
     struct plat_user u;
-    struct plat_refresh_new rn;
+    struct plat_auth_pair pair;
     PGconn *c = NULL;
     enum plat_db rc = PLAT_DB_NOT_FOUND;
-    int ok;
+    long retry = 0;
+    int ok, valid_email;
 
     memset(&u, 0, sizeof(u));
-    refresh[0] = '\0';
+    memset(&pair, 0, sizeof(pair));
+    plat_auth_client_ip(ctx, r, ip, sizeof(ip));
+    if (plat_throttle_rate(ctx, &r->log, "login", ip,
+                           ctx->set->login_rate_per_min, &retry)) {
+        count(m_logins, "rate_limited");
+        plat_auth_too_many(r, retry);
+        return;
+    }
     if (httpd_json_body(r, &body) != 0)
         return;
     if (read_credentials(r, body, &email_in, &email_len, &pw, &pw_len) != 0)
         goto cleanup;
 
     /* An address that cannot be normalised cannot have an account. */
-    if (plat_email_normalize(email_in, email_len, email, sizeof(email), why,
-                             sizeof(why)) == 0) {
+    valid_email = plat_email_normalize(email_in, email_len, email,
+                                       sizeof(email), why, sizeof(why)) == 0;
+    if (!valid_email)
+        snprintf(email, sizeof(email), "%.*s",
+                 (int)(email_len < PLAT_EMAIL_MAX ? email_len
+                                                  : PLAT_EMAIL_MAX),
+                 email_in);
+    /* Known or not, a throttled account answers the same 429. */
+    if (plat_throttle_login_blocked(ctx, &r->log, email, ip, &retry)) {
+        count(m_logins, "throttled");
+        plat_auth_too_many(r, retry);
+        goto cleanup;
+    }
+    if (valid_email) {
         if ((c = pg_acquire(ctx, r)) == NULL)
             goto cleanup;
         rc = plat_users_by_email(c, &r->log, email, &u);
@@ -300,64 +273,51 @@ static void h_login(struct httpd_req *r, void *arg)
         log_kv(LOG_LVL_ERROR, &r->log, "stored password hash unusable",
                "user_id", u.id, NULL);
 
+    if (rc != PLAT_DB_OK || u.password_hash == NULL || ok != 1 ||
+        u.disabled)
+        plat_throttle_login_failed(ctx, &r->log, email, ip);
     if (rc != PLAT_DB_OK || u.password_hash == NULL) {
+        plat_track(ctx, "login_failed", NULL,
+                   json_pack("{s:s}", "reason", "unknown_user"));
         reply_invalid_credentials(r, "unknown_user");
         goto cleanup;
     }
     if (ok != 1) {
+        plat_track(ctx, "login_failed", u.id,
+                   json_pack("{s:s}", "reason", "wrong_password"));
         reply_invalid_credentials(r, "wrong_password");
         goto cleanup;
     }
     if (u.disabled) {
+        plat_track(ctx, "login_failed", u.id,
+                   json_pack("{s:s}", "reason", "disabled"));
         reply_invalid_credentials(r, "disabled");
         goto cleanup;
     }
 
-    access = issue_access(ctx, &u);
-    if (access == NULL || plat_refresh_generate(refresh, refresh_hash) != 0) {
-        log_kv(LOG_LVL_ERROR, &r->log, "token issue failed", NULL);
-        httpd_error(r, 500, "internal_error", "internal error");
-        goto cleanup;
-    }
-    client_ip(ctx, r, ip, sizeof(ip));
-    user_agent(r, ua, sizeof(ua));
-    memset(&rn, 0, sizeof(rn));
-    rn.user_id = u.id;
-    rn.token_hash = refresh_hash;
-    rn.ttl_s = ctx->set->refresh_ttl_s;
-    rn.user_agent = ua;
-    rn.ip = ip;
     if ((c = pg_acquire(ctx, r)) == NULL)
         goto cleanup;
-    rc = plat_refresh_insert(c, &r->log, &rn, NULL, NULL);
+    rc = plat_auth_issue(ctx, r, c, &u, NULL, NULL, &pair);
     if (rc != PLAT_DB_OK) {
         reply_db_error(r, rc);
         goto cleanup;
     }
-
-    uj = user_json(&u);
+    plat_throttle_login_ok(ctx, &r->log, email);
+    uj = plat_auth_pair_json(ctx, &pair, &u);
     if (uj == NULL) {
         httpd_error(r, 500, "internal_error", "out of memory");
         goto cleanup;
     }
     count(m_logins, "success");
     log_kv(LOG_LVL_INFO, &r->log, "login", "user_id", u.id, NULL);
+    plat_track(ctx, "user_login", u.id, NULL);
     httpd_add_header(r, "Cache-Control", "no-store");
-    httpd_reply_json(r, 200,
-                     json_pack("{s:s, s:s, s:I, s:s, s:I, s:o}",
-                               "access_token", access, "token_type",
-                               "Bearer", "expires_in",
-                               (json_int_t)ctx->set->access_ttl_s,
-                               "refresh_token", refresh,
-                               "refresh_expires_in",
-                               (json_int_t)ctx->set->refresh_ttl_s, "user",
-                               uj));
+    httpd_reply_json(r, 200, uj);
     uj = NULL;
 cleanup:
     pg_release(ctx, c, rc);
     json_decref(uj);
-    free(access);
-    OPENSSL_cleanse(refresh, sizeof(refresh));
+    plat_auth_pair_cleanup(&pair);
     plat_user_cleanup(&u);
     json_decref(body);
 }
@@ -376,16 +336,16 @@ static void unauthorized(struct httpd_req *r, int invalid)
 static void h_me(struct httpd_req *r, void *arg)
 {
     struct plat_ctx *ctx = arg;
-    struct plat_identity id;
+    struct ident id;
     struct plat_user u;
-    enum plat_identity_result ir;
+    enum ident_result ir;
     enum plat_db rc;
     PGconn *c;
 
     memset(&u, 0, sizeof(u));
-    ir = plat_identity_from_req(&ctx->identity, r, &id);
-    if (ir != PLAT_IDENTITY_OK) {
-        unauthorized(r, ir == PLAT_IDENTITY_INVALID);
+    ir = ident_from_req(&ctx->identity, r, &id);
+    if (ir != IDENT_OK) {
+        unauthorized(r, ir == IDENT_INVALID);
         return;
     }
     if ((c = pg_acquire(ctx, r)) == NULL)
@@ -433,7 +393,8 @@ int plat_auth_routes(struct httpd_server *s, struct plat_ctx *ctx)
     if (httpd_route(s, "POST", "/auth/register", h_register, ctx, 0) ||
         httpd_route(s, "POST", "/auth/login", h_login, ctx, 0) ||
         httpd_route(s, "GET", "/auth/me", h_me, ctx, 0) ||
-        httpd_route(s, "GET", "/.well-known/jwks.json", h_jwks, ctx, 0))
+        httpd_route(s, "GET", "/.well-known/jwks.json", h_jwks, ctx, 0) ||
+        plat_session_routes(s, ctx) != 0 || plat_admin_routes(s, ctx) != 0)
         return -1;
     return 0;
 }

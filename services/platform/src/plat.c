@@ -6,7 +6,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "admin_users.h"
+#include "keys.h"
 #include "log/log.h"
+#include "revoke.h"
 
 /* Connect timeout for pooled PostgreSQL connections, seconds. */
 #define PG_CONNECT_TIMEOUT_S 5
@@ -75,6 +78,15 @@ int plat_ctx_init(struct plat_ctx *ctx, const struct plat_settings *set)
     ctx->identity.policy.audience = set->jwt_audience;
     ctx->identity.policy.leeway_s = 60;
     ctx->identity.internal_token = set->internal_token;
+    if (plat_keys_add_previous(ctx) != 0)
+        return -1;
+    ctx->rev = ident_rev_new(ctx->redis, (int)set->revocation_cache_s);
+    if (ctx->rev == NULL) {
+        log_error(NULL, "out of memory");
+        return -1;
+    }
+    ctx->identity.rev = ctx->rev;
+    ctx->identity.rev_fail_open = set->revocation_fail_open;
 
     if (make_dummy_hash(ctx) != 0) {
         log_error(NULL, "argon2id failed with m=%u KiB t=%u p=%u",
@@ -90,6 +102,8 @@ int plat_ctx_init(struct plat_ctx *ctx, const struct plat_settings *set)
 
 void plat_ctx_cleanup(struct plat_ctx *ctx)
 {
+    if (ctx->rev != NULL)
+        ident_rev_free(ctx->rev);
     if (ctx->keyset != NULL)
         tok_keyset_free(ctx->keyset);
     if (ctx->signer != NULL)
@@ -125,6 +139,10 @@ int plat_ctx_migrate(struct plat_ctx *ctx, int timeout_s)
         log_error(NULL, "migrations in %s failed", ctx->set->migrations_dir);
         return -1;
     }
+    if (plat_admin_bootstrap(ctx) != 0)
+        return -1;
+    /* Redis may have lost the denylist: best effort, logged. */
+    plat_revoke_republish(ctx);
     return 0;
 }
 

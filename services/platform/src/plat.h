@@ -8,7 +8,14 @@
  *   validation.c     plat_email_*, plat_utf8_*
  *   password.c       plat_password_*   argon2id + password policy
  *   users_db.c       plat_users_*, plat_refresh_*   SQL (PQexecParams)
- *   identity.c       plat_identity_*   who is calling (bearer / gateway)
+ *   (libs/identity)  ident_*           who is calling (bearer / gateway)
+ *   tokens_db.c      plat_refresh_*, plat_sessions_*  rotation, sessions
+ *   admin_db.c       plat_users_list/update  admin SQL
+ *   auth_common.c    plat_auth_*       helpers shared by auth handlers
+ *   session_handlers.c  /auth/refresh, logout, sessions, password
+ *   admin_users.c    GET /users, PATCH /users/{id}
+ *   throttle.c       plat_throttle_*   login back-off, per-IP limits
+ *   revoke.c         plat_revoke_*     denylist / markers in Redis
  *   auth_handlers.c  plat_auth_*       /auth/... and JWKS routes
  */
 #ifndef PLAT_H
@@ -22,7 +29,8 @@
 #include "redispool/redispool.h"
 #include "token/token.h"
 
-#include "identity.h"
+#include "identity/identity.h"
+#include "identity/revocation.h"
 #include "password.h"
 
 /* Argon2id memory floor (OWASP 2023 minimum for m=19 MiB, t=2, p=1). */
@@ -52,6 +60,18 @@ struct plat_settings {
     int argon2_max_concurrent;        /* hashes running at once */
     size_t max_body;                  /* bytes */
     const char *migrations_dir;
+    /* Auth hardening (issue 3); see README "Settings". */
+    const char *previous_public_key_files; /* comma list or NULL */
+    long refresh_grace_s;             /* REFRESH_REUSE_GRACE_S */
+    const char *admin_email;          /* normalised, or NULL */
+    long login_rate_per_min;          /* per IP, 0 = off */
+    long register_rate_per_min;       /* per IP, 0 = off */
+    long login_free_failures;         /* per account before back-off */
+    long login_ip_free_failures;      /* per IP before back-off */
+    long login_backoff_base_s;
+    long login_backoff_max_s;
+    long revocation_cache_s;          /* REVOCATION_CACHE_TTL_S */
+    int revocation_fail_open;
 };
 
 /*
@@ -73,7 +93,8 @@ struct plat_ctx {
     struct redispool *redis;
     struct tok_signer *signer;
     struct tok_keyset *keyset;        /* verification keys (signer's) */
-    struct plat_identity_cfg identity;
+    struct ident_cfg identity;
+    struct ident_rev *rev;            /* revocation cache for bearers */
     /*
      * Encoded argon2id hash of a random password with the configured
      * parameters: logins for unknown emails verify against it so they
@@ -86,6 +107,11 @@ struct plat_ctx {
      */
     sem_t argon2_slots;
     int argon2_slots_ready;
+    /*
+     * Analytics group-commit writer (analytics_writer.h); NULL until
+     * main starts it. plat_track() drops events while it is NULL.
+     */
+    struct plat_an_writer *analytics;
 };
 
 /*

@@ -5,6 +5,7 @@
 
 #include "log/log.h"
 #include "plat.h"
+#include "validation.h"
 
 /* Larger files are not a PEM key we would want to parse. */
 #define KEY_FILE_MAX (64 * 1024)
@@ -69,6 +70,40 @@ static void load_jwt(struct cfg *c, struct plat_settings *s)
         cfg_fail(c, "JWT_SECRET", "must be at least 32 bytes");
 }
 
+/* Issue 3 settings: rotation grace, throttling, revocation, keys. */
+static void load_auth_hardening(struct cfg *c, struct plat_settings *s)
+{
+    const char *prev, *admin;
+    static char admin_norm[PLAT_EMAIL_MAX + 1];
+    char why[128];
+
+    prev = cfg_str(c, "JWT_PREVIOUS_PUBLIC_KEY_FILES", "");
+    s->previous_public_key_files = prev != NULL && prev[0] ? prev : NULL;
+    s->refresh_grace_s = cfg_int(c, "REFRESH_REUSE_GRACE_S", 10, 0, 300);
+    admin = cfg_str(c, "ADMIN_EMAIL", "");
+    s->admin_email = NULL;
+    if (admin != NULL && admin[0] != '\0') {
+        if (plat_email_normalize(admin, strlen(admin), admin_norm,
+                                 sizeof(admin_norm), why, sizeof(why)) != 0)
+            cfg_fail(c, "ADMIN_EMAIL", why);
+        else
+            s->admin_email = admin_norm;
+    }
+    s->login_rate_per_min = cfg_int(c, "LOGIN_RATE_LIMIT_PER_MIN", 30, 0,
+                                    1000000);
+    s->register_rate_per_min =
+        cfg_int(c, "REGISTER_RATE_LIMIT_PER_MIN", 10, 0, 1000000);
+    s->login_free_failures =
+        cfg_int(c, "LOGIN_FREE_FAILURES", 5, 1, 1000);
+    s->login_ip_free_failures =
+        cfg_int(c, "LOGIN_IP_FREE_FAILURES", 20, 1, 1000000);
+    s->login_backoff_base_s = cfg_int(c, "LOGIN_BACKOFF_BASE_S", 1, 1, 3600);
+    s->login_backoff_max_s =
+        cfg_int(c, "LOGIN_BACKOFF_MAX_S", 900, 1, 86400);
+    s->revocation_cache_s = cfg_int(c, "REVOCATION_CACHE_TTL_S", 30, 1, 30);
+    s->revocation_fail_open = cfg_bool(c, "REVOCATION_FAIL_OPEN", 1);
+}
+
 void plat_settings_load(struct cfg *c, struct plat_settings *s)
 {
     const char *tok;
@@ -105,6 +140,7 @@ void plat_settings_load(struct cfg *c, struct plat_settings *s)
                                   16L * 1024 * 1024);
     s->migrations_dir =
         cfg_str(c, "MIGRATIONS_DIR", "services/platform/migrations");
+    load_auth_hardening(c, s);
 }
 
 void plat_settings_cleanup(struct plat_settings *s)

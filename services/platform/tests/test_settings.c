@@ -15,7 +15,9 @@ static const char *const names[] = {
     "ACCESS_TOKEN_TTL_S", "REFRESH_TOKEN_TTL_S", "INTERNAL_TOKEN",
     "PG_POOL_SIZE", "ARGON2_MEMORY_KIB", "ARGON2_ITERATIONS",
     "ARGON2_PARALLELISM", "ARGON2_MAX_CONCURRENT", "MAX_BODY_BYTES",
-    "MIGRATIONS_DIR",
+    "MIGRATIONS_DIR", "REFRESH_REUSE_GRACE_S", "ADMIN_EMAIL",
+    "REVOCATION_CACHE_TTL_S", "REVOCATION_FAIL_OPEN", "LOGIN_BACKOFF_BASE_S",
+    "LOGIN_RATE_LIMIT_PER_MIN", "JWT_PREVIOUS_PUBLIC_KEY_FILES",
 };
 
 static void setup(void)
@@ -69,6 +71,13 @@ START_TEST(defaults)
     ck_assert_uint_eq(s.argon2.parallelism, 1);
     ck_assert_uint_eq(s.max_body, 65536);
     ck_assert_str_eq(s.migrations_dir, "services/platform/migrations");
+    ck_assert_int_eq(s.refresh_grace_s, 10);
+    ck_assert_ptr_null(s.admin_email);
+    ck_assert_ptr_null(s.previous_public_key_files);
+    ck_assert_int_eq(s.login_rate_per_min, 30);
+    ck_assert_int_eq(s.login_free_failures, 5);
+    ck_assert_int_eq(s.revocation_cache_s, 30);
+    ck_assert_int_eq(s.revocation_fail_open, 1);
     ck_assert_str_eq(s.jwt_secret, SECRET32);
     ck_assert_ptr_null(s.jwt_private_key_pem);
     plat_settings_cleanup(&s);
@@ -97,6 +106,13 @@ static const struct bad_case bad_cases[] = {
     {"PG_POOL_SIZE", "0", "PG_POOL_SIZE"},
     {"INTERNAL_TOKEN", "short", "INTERNAL_TOKEN"},
     {"MAX_BODY_BYTES", "12", "MAX_BODY_BYTES"},
+    {"REFRESH_REUSE_GRACE_S", "-1", "REFRESH_REUSE_GRACE_S"},
+    {"REFRESH_REUSE_GRACE_S", "301", "REFRESH_REUSE_GRACE_S"},
+    {"ADMIN_EMAIL", "not an email", "ADMIN_EMAIL"},
+    {"REVOCATION_CACHE_TTL_S", "31", "REVOCATION_CACHE_TTL_S"},
+    {"REVOCATION_FAIL_OPEN", "maybe", "REVOCATION_FAIL_OPEN"},
+    {"LOGIN_BACKOFF_BASE_S", "0", "LOGIN_BACKOFF_BASE_S"},
+    {"LOGIN_RATE_LIMIT_PER_MIN", "-5", "LOGIN_RATE_LIMIT_PER_MIN"},
 };
 
 START_TEST(bad_settings)

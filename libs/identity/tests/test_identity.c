@@ -3,7 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/identity.c"
+#include "../identity.c"
+#include "identity/revocation.h"
 
 #define SECRET "0123456789abcdef0123456789abcdef-test"
 #define OTHER_SECRET "fedcba9876543210fedcba9876543210-other"
@@ -12,7 +13,7 @@
 
 static struct tok_signer *signer;
 static struct tok_keyset *keyset;
-static struct plat_identity_cfg cfg;
+static struct ident_cfg cfg;
 static time_t now;
 
 static void setup(void)
@@ -65,7 +66,7 @@ static char *bearer(const struct tok_signer *s, const char *aud, time_t at,
     return hdr;
 }
 
-static const struct plat_identity_headers gw_headers = {
+static const struct ident_headers gw_headers = {
     .authorization = NULL,
     .internal_token = INTERNAL,
     .user_id = "gw-user-1",
@@ -75,58 +76,58 @@ static const struct plat_identity_headers gw_headers = {
 
 START_TEST(headers_ignored_without_internal_token)
 {
-    struct plat_identity id;
+    struct ident id;
 
     /* no INTERNAL_TOKEN configured: gateway headers count for nothing */
-    ck_assert_int_eq(plat_identity_resolve(&cfg, &gw_headers, now, &id,
+    ck_assert_int_eq(ident_resolve(&cfg, &gw_headers, now, &id,
                                            NULL),
-                     PLAT_IDENTITY_MISSING);
+                     IDENT_MISSING);
     cfg.internal_token = "";
-    ck_assert_int_eq(plat_identity_resolve(&cfg, &gw_headers, now, &id,
+    ck_assert_int_eq(ident_resolve(&cfg, &gw_headers, now, &id,
                                            NULL),
-                     PLAT_IDENTITY_MISSING);
+                     IDENT_MISSING);
     {
-        struct plat_identity_headers h = gw_headers;
+        struct ident_headers h = gw_headers;
         h.internal_token = "";
-        ck_assert_int_eq(plat_identity_resolve(&cfg, &h, now, &id, NULL),
-                         PLAT_IDENTITY_MISSING);
+        ck_assert_int_eq(ident_resolve(&cfg, &h, now, &id, NULL),
+                         IDENT_MISSING);
     }
 }
 END_TEST
 
 START_TEST(headers_ignored_with_wrong_internal_token)
 {
-    struct plat_identity_headers h = gw_headers;
-    struct plat_identity id;
+    struct ident_headers h = gw_headers;
+    struct ident id;
 
     cfg.internal_token = INTERNAL;
     h.internal_token = "internal-token-0123456788";   /* same length */
-    ck_assert_int_eq(plat_identity_resolve(&cfg, &h, now, &id, NULL),
-                     PLAT_IDENTITY_MISSING);
+    ck_assert_int_eq(ident_resolve(&cfg, &h, now, &id, NULL),
+                     IDENT_MISSING);
     h.internal_token = "internal-token";              /* prefix */
-    ck_assert_int_eq(plat_identity_resolve(&cfg, &h, now, &id, NULL),
-                     PLAT_IDENTITY_MISSING);
+    ck_assert_int_eq(ident_resolve(&cfg, &h, now, &id, NULL),
+                     IDENT_MISSING);
     h.internal_token = INTERNAL "x";                  /* longer */
-    ck_assert_int_eq(plat_identity_resolve(&cfg, &h, now, &id, NULL),
-                     PLAT_IDENTITY_MISSING);
+    ck_assert_int_eq(ident_resolve(&cfg, &h, now, &id, NULL),
+                     IDENT_MISSING);
     h.internal_token = NULL;
-    ck_assert_int_eq(plat_identity_resolve(&cfg, &h, now, &id, NULL),
-                     PLAT_IDENTITY_MISSING);
+    ck_assert_int_eq(ident_resolve(&cfg, &h, now, &id, NULL),
+                     IDENT_MISSING);
 }
 END_TEST
 
 START_TEST(wrong_internal_token_falls_back_to_bearer)
 {
-    struct plat_identity_headers h = gw_headers;
-    struct plat_identity id;
+    struct ident_headers h = gw_headers;
+    struct ident id;
     char *auth = bearer(signer, "basalt", now, 900);
 
     cfg.internal_token = INTERNAL;
     h.internal_token = "nope";
     h.authorization = auth;
-    ck_assert_int_eq(plat_identity_resolve(&cfg, &h, now, &id, NULL),
-                     PLAT_IDENTITY_OK);
-    ck_assert_int_eq(id.source, PLAT_IDENTITY_BEARER);
+    ck_assert_int_eq(ident_resolve(&cfg, &h, now, &id, NULL),
+                     IDENT_OK);
+    ck_assert_int_eq(id.source, IDENT_BEARER);
     ck_assert_str_eq(id.user_id, UID);   /* not the header's id */
     free(auth);
 }
@@ -134,14 +135,14 @@ END_TEST
 
 START_TEST(gateway_headers_trusted_with_matching_token)
 {
-    struct plat_identity_headers h = gw_headers;
-    struct plat_identity id;
+    struct ident_headers h = gw_headers;
+    struct ident id;
     char big[200];
 
     cfg.internal_token = INTERNAL;
-    ck_assert_int_eq(plat_identity_resolve(&cfg, &h, now, &id, NULL),
-                     PLAT_IDENTITY_OK);
-    ck_assert_int_eq(id.source, PLAT_IDENTITY_GATEWAY);
+    ck_assert_int_eq(ident_resolve(&cfg, &h, now, &id, NULL),
+                     IDENT_OK);
+    ck_assert_int_eq(id.source, IDENT_GATEWAY);
     ck_assert_str_eq(id.user_id, "gw-user-1");
     ck_assert_str_eq(id.email, "gw@example.com");
     ck_assert_str_eq(id.roles_csv, "user,admin");
@@ -149,28 +150,28 @@ START_TEST(gateway_headers_trusted_with_matching_token)
 
     /* a matching token without X-User-Id is no identity */
     h.user_id = NULL;
-    ck_assert_int_eq(plat_identity_resolve(&cfg, &h, now, &id, NULL),
-                     PLAT_IDENTITY_MISSING);
+    ck_assert_int_eq(ident_resolve(&cfg, &h, now, &id, NULL),
+                     IDENT_MISSING);
 
     /* values that do not fit are refused, not truncated */
     memset(big, 'u', sizeof(big) - 1);
     big[sizeof(big) - 1] = '\0';
     h.user_id = big;
-    ck_assert_int_eq(plat_identity_resolve(&cfg, &h, now, &id, NULL),
-                     PLAT_IDENTITY_INVALID);
+    ck_assert_int_eq(ident_resolve(&cfg, &h, now, &id, NULL),
+                     IDENT_INVALID);
 }
 END_TEST
 
 START_TEST(bearer_ok)
 {
-    struct plat_identity_headers h = {0};
-    struct plat_identity id;
+    struct ident_headers h = {0};
+    struct ident id;
     char *auth = bearer(signer, "basalt", now, 900);
 
     h.authorization = auth;
-    ck_assert_int_eq(plat_identity_resolve(&cfg, &h, now, &id, NULL),
-                     PLAT_IDENTITY_OK);
-    ck_assert_int_eq(id.source, PLAT_IDENTITY_BEARER);
+    ck_assert_int_eq(ident_resolve(&cfg, &h, now, &id, NULL),
+                     IDENT_OK);
+    ck_assert_int_eq(id.source, IDENT_BEARER);
     ck_assert_str_eq(id.user_id, UID);
     ck_assert_str_eq(id.email, "alice@example.com");
     ck_assert_str_eq(id.roles_csv, "user,admin");
@@ -179,48 +180,48 @@ START_TEST(bearer_ok)
 
     /* scheme is case-insensitive */
     memcpy(auth, "bEaReR", 6);
-    ck_assert_int_eq(plat_identity_resolve(&cfg, &h, now, &id, NULL),
-                     PLAT_IDENTITY_OK);
+    ck_assert_int_eq(ident_resolve(&cfg, &h, now, &id, NULL),
+                     IDENT_OK);
     free(auth);
 }
 END_TEST
 
 START_TEST(bearer_rejected)
 {
-    struct plat_identity_headers h = {0};
-    struct plat_identity id;
+    struct ident_headers h = {0};
+    struct ident id;
     enum tok_err te;
     struct tok_signer *other;
     char *auth;
 
     h.authorization = "";
-    ck_assert_int_eq(plat_identity_resolve(&cfg, &h, now, &id, NULL),
-                     PLAT_IDENTITY_MISSING);
+    ck_assert_int_eq(ident_resolve(&cfg, &h, now, &id, NULL),
+                     IDENT_MISSING);
     h.authorization = "Basic YWxpY2U6c2VjcmV0";
-    ck_assert_int_eq(plat_identity_resolve(&cfg, &h, now, &id, &te),
-                     PLAT_IDENTITY_INVALID);
+    ck_assert_int_eq(ident_resolve(&cfg, &h, now, &id, &te),
+                     IDENT_INVALID);
     ck_assert_int_eq(te, TOK_OK);
     h.authorization = "Bearer ";
-    ck_assert_int_eq(plat_identity_resolve(&cfg, &h, now, &id, NULL),
-                     PLAT_IDENTITY_INVALID);
+    ck_assert_int_eq(ident_resolve(&cfg, &h, now, &id, NULL),
+                     IDENT_INVALID);
     h.authorization = "Bearer not.a.jwt";
-    ck_assert_int_eq(plat_identity_resolve(&cfg, &h, now, &id, &te),
-                     PLAT_IDENTITY_INVALID);
+    ck_assert_int_eq(ident_resolve(&cfg, &h, now, &id, &te),
+                     IDENT_INVALID);
     ck_assert_int_ne(te, TOK_OK);
 
     /* expired beyond the 60 s leeway */
     auth = bearer(signer, "basalt", now - 1000, 900);
     h.authorization = auth;
-    ck_assert_int_eq(plat_identity_resolve(&cfg, &h, now, &id, &te),
-                     PLAT_IDENTITY_INVALID);
+    ck_assert_int_eq(ident_resolve(&cfg, &h, now, &id, &te),
+                     IDENT_INVALID);
     ck_assert_int_eq(te, TOK_EEXPIRED);
     free(auth);
 
     /* wrong audience */
     auth = bearer(signer, "someone-else", now, 900);
     h.authorization = auth;
-    ck_assert_int_eq(plat_identity_resolve(&cfg, &h, now, &id, &te),
-                     PLAT_IDENTITY_INVALID);
+    ck_assert_int_eq(ident_resolve(&cfg, &h, now, &id, &te),
+                     IDENT_INVALID);
     ck_assert_int_eq(te, TOK_EAUD);
     free(auth);
 
@@ -229,11 +230,44 @@ START_TEST(bearer_rejected)
     ck_assert_ptr_nonnull(other);
     auth = bearer(other, "basalt", now, 900);
     h.authorization = auth;
-    ck_assert_int_eq(plat_identity_resolve(&cfg, &h, now, &id, &te),
-                     PLAT_IDENTITY_INVALID);
+    ck_assert_int_eq(ident_resolve(&cfg, &h, now, &id, &te),
+                     IDENT_INVALID);
     ck_assert_int_eq(te, TOK_ESIGNATURE);
     free(auth);
     tok_signer_free(other);
+}
+END_TEST
+
+START_TEST(revoked_bearer_rejected)
+{
+    struct ident_headers hd = {0};
+    struct ident id;
+    struct ident_rev *rv = ident_rev_new(NULL, 30);
+    char msg[128];
+    char *auth = bearer(signer, "basalt", now, 900);
+
+    cfg.rev = rv;
+    hd.authorization = auth;
+    ck_assert_int_eq(ident_resolve(&cfg, &hd, now, &id, NULL), IDENT_OK);
+    /* logout of that very token */
+    snprintf(msg, sizeof(msg), "jti %s %lld", id.jti, id.exp + 60);
+    ck_assert_int_eq(ident_rev_note(rv, msg, strlen(msg), now), 0);
+    ck_assert_int_eq(ident_resolve(&cfg, &hd, now, &id, NULL),
+                     IDENT_INVALID);
+    cfg.rev = NULL;
+    ident_rev_free(rv);
+    free(auth);
+}
+END_TEST
+
+START_TEST(roles_contain)
+{
+    ck_assert(ident_roles_contain("user,admin", "admin"));
+    ck_assert(ident_roles_contain("admin", "admin"));
+    ck_assert(ident_roles_contain("user, admin ", "admin"));
+    ck_assert(!ident_roles_contain("administrator,user", "admin"));
+    ck_assert(!ident_roles_contain("", "admin"));
+    ck_assert(!ident_roles_contain(NULL, "admin"));
 }
 END_TEST
 
@@ -242,24 +276,24 @@ START_TEST(bearer_parse)
     size_t n = 0;
     const char *t;
 
-    t = plat_identity_bearer("Bearer abc.def.ghi", &n);
+    t = ident_bearer("Bearer abc.def.ghi", &n);
     ck_assert_ptr_nonnull(t);
     ck_assert_uint_eq(n, 11);
     ck_assert_int_eq(strncmp(t, "abc.def.ghi", n), 0);
-    t = plat_identity_bearer("Bearer   abc  ", &n);
+    t = ident_bearer("Bearer   abc  ", &n);
     ck_assert_ptr_nonnull(t);
     ck_assert_uint_eq(n, 3);
-    ck_assert_ptr_null(plat_identity_bearer(NULL, &n));
-    ck_assert_ptr_null(plat_identity_bearer("Bearer", &n));
-    ck_assert_ptr_null(plat_identity_bearer("Bearerabc", &n));
-    ck_assert_ptr_null(plat_identity_bearer("Bearer    ", &n));
-    ck_assert_ptr_null(plat_identity_bearer("Token abc", &n));
+    ck_assert_ptr_null(ident_bearer(NULL, &n));
+    ck_assert_ptr_null(ident_bearer("Bearer", &n));
+    ck_assert_ptr_null(ident_bearer("Bearerabc", &n));
+    ck_assert_ptr_null(ident_bearer("Bearer    ", &n));
+    ck_assert_ptr_null(ident_bearer("Token abc", &n));
 }
 END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("platform_identity");
+    Suite *s = suite_create("identity");
     TCase *tc = tcase_create("core");
     SRunner *sr;
     int failed;
@@ -272,6 +306,8 @@ int main(void)
     tcase_add_test(tc, bearer_ok);
     tcase_add_test(tc, bearer_rejected);
     tcase_add_test(tc, bearer_parse);
+    tcase_add_test(tc, revoked_bearer_rejected);
+    tcase_add_test(tc, roles_contain);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

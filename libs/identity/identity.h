@@ -11,14 +11,21 @@
  *  - a bearer token must pass tok_verify() with the configured keyset and
  *    policy (alg bound to kid, iss, aud, exp/nbf with leeway).
  *
- * The core, plat_identity_resolve(), works on plain header strings so it
- * does not depend on httpd and can move to a lib shared with automation.
+ * When the config holds a revocation cache (libs/identity/revocation.h),
+ * a bearer token must also not be revoked (logout denylist, per-user
+ * marker); Redis trouble then follows `rev_fail_open`. Identities passed
+ * by the gateway were checked there already.
+ *
+ * The core, ident_resolve(), works on plain header strings so it can be
+ * tested without a server; ident_from_req() reads an httpd request.
+ *
+ * Shared by the platform and automation services (prefix ident_).
  *
  * Thread-safety: the config is read-only after set-up; resolve may run on
  * any number of threads at once.
  */
-#ifndef PLAT_IDENTITY_H
-#define PLAT_IDENTITY_H
+#ifndef BASALT_IDENTITY_H
+#define BASALT_IDENTITY_H
 
 #include <stddef.h>
 #include <time.h>
@@ -26,20 +33,23 @@
 #include "token/token.h"
 
 struct httpd_req;
+struct ident_rev;
 
-struct plat_identity_cfg {
-    const struct tok_keyset *keyset;   /* borrowed */
+struct ident_cfg {
+    const struct tok_keyset *keyset;   /* borrowed; NULL: no bearers */
     struct tok_policy policy;          /* strings borrowed */
     const char *internal_token;        /* NULL or "": trust no headers */
+    struct ident_rev *rev;             /* NULL: no revocation check */
+    int rev_fail_open;                 /* Redis down: 1 accept, 0 refuse */
 };
 
-enum plat_identity_source {
-    PLAT_IDENTITY_BEARER = 1,
-    PLAT_IDENTITY_GATEWAY = 2,
+enum ident_source {
+    IDENT_BEARER = 1,
+    IDENT_GATEWAY = 2,
 };
 
-struct plat_identity {
-    enum plat_identity_source source;
+struct ident {
+    enum ident_source source;
     char user_id[64];
     char email[320];          /* "" when the caller did not say */
     char roles_csv[TOK_MAX_ROLES * 33];
@@ -47,14 +57,14 @@ struct plat_identity {
     long long exp;            /* bearer only; 0 from the gateway */
 };
 
-enum plat_identity_result {
-    PLAT_IDENTITY_OK = 0,
-    PLAT_IDENTITY_MISSING,    /* no credentials at all */
-    PLAT_IDENTITY_INVALID,    /* credentials present but not acceptable */
+enum ident_result {
+    IDENT_OK = 0,
+    IDENT_MISSING,    /* no credentials at all */
+    IDENT_INVALID,    /* credentials present but not acceptable */
 };
 
 /* The request headers that matter; any may be NULL. */
-struct plat_identity_headers {
+struct ident_headers {
     const char *authorization;
     const char *internal_token;
     const char *user_id;
@@ -63,25 +73,25 @@ struct plat_identity_headers {
 };
 
 /*
- * Decides who is calling at time `now`. Fills *out on PLAT_IDENTITY_OK.
- * On PLAT_IDENTITY_INVALID, `*tok_err` (when not NULL) gets the token
+ * Decides who is calling at time `now`. Fills *out on IDENT_OK.
+ * On IDENT_INVALID, `*tok_err` (when not NULL) gets the token
  * error for logging (TOK_OK when the failure was not the token's).
  */
-enum plat_identity_result
-plat_identity_resolve(const struct plat_identity_cfg *cfg,
-                      const struct plat_identity_headers *h, time_t now,
-                      struct plat_identity *out, enum tok_err *tok_err);
+enum ident_result
+ident_resolve(const struct ident_cfg *cfg,
+                      const struct ident_headers *h, time_t now,
+                      struct ident *out, enum tok_err *tok_err);
 
-/* plat_identity_resolve() over an httpd request's headers, now = time(). */
-enum plat_identity_result
-plat_identity_from_req(const struct plat_identity_cfg *cfg,
-                       struct httpd_req *r, struct plat_identity *out);
+/* ident_resolve() over an httpd request's headers, now = time(). */
+enum ident_result
+ident_from_req(const struct ident_cfg *cfg,
+                       struct httpd_req *r, struct ident *out);
 
 /*
  * 1 when an internal token is configured and `header` (X-Internal-Token,
  * may be NULL) equals it: same length, CRYPTO_memcmp. Else 0.
  */
-int plat_identity_internal_ok(const struct plat_identity_cfg *cfg,
+int ident_internal_ok(const struct ident_cfg *cfg,
                               const char *header);
 
 /*
@@ -89,6 +99,12 @@ int plat_identity_internal_ok(const struct plat_identity_cfg *cfg,
  * RFC 6750 §2.1). Returns a pointer into `authorization` and its length
  * in *len, or NULL when the header is not a bearer credential.
  */
-const char *plat_identity_bearer(const char *authorization, size_t *len);
+const char *ident_bearer(const char *authorization, size_t *len);
+
+/*
+ * 1 when comma list `csv` (may be NULL; spaces around items ignored)
+ * holds exactly `role`. Pure.
+ */
+int ident_roles_contain(const char *csv, const char *role);
 
 #endif

@@ -1,0 +1,1 @@
+"""basalt llm-orchestrator: OpenAI-compatible chat API over many providers."""

@@ -1,0 +1,41 @@
+"""Prometheus metrics of the orchestrator (one registry per app)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+BUCKETS = (.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10,
+           30, 60, 120)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "http_requests_total", "HTTP requests by final status",
+            ["method", "route", "status"], registry=r)
+        self.duration = Histogram(
+            "http_request_duration_seconds", "HTTP request duration",
+            ["method", "route"], buckets=BUCKETS, registry=r)
+        self.completions = Counter(
+            "llm_completions_total", "Chat completions by outcome",
+            ["provider", "model", "status", "stream"], registry=r)
+        self.attempts = Counter(
+            "llm_upstream_attempts_total", "Calls to providers by outcome",
+            ["provider", "outcome"], registry=r)
+        self.tokens = Counter(
+            "llm_tokens_total", "Tokens used, as reported by providers",
+            ["provider", "model", "kind"], registry=r)
+        self.ttft = Histogram(
+            "llm_time_to_first_token_seconds",
+            "Request start to first content token", ["provider"],
+            buckets=BUCKETS, registry=r)
+        self.tool_calls = Counter(
+            "llm_tool_calls_total", "Tool calls run through MCP",
+            registry=r)
+        self.budget_refusals = Counter(
+            "llm_budget_refusals_total", "Requests refused by a budget",
+            ["limit"], registry=r)
+        self.analytics_dropped = Counter(
+            "llm_analytics_events_dropped_total",
+            "llm_completion events not delivered", ["reason"], registry=r)

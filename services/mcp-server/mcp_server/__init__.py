@@ -1,0 +1,1 @@
+"""basalt MCP server: the platform's APIs as MCP tools, resources, prompts."""

@@ -1,0 +1,449 @@
+#include "analytics_copy.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log/log.h"
+
+/* After a failed connect, fail groups at once for this long. */
+#define RECONNECT_PAUSE_S 0.25
+/* COPY data is sent in chunks of about this size. */
+#define COPY_CHUNK (256 * 1024)
+
+static void keys_clear(struct plat_an_conn *w);
+
+static double mono_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Appends `s` to the COPY buffer in text format (escaped). */
+static int buf_reserve(struct plat_an_conn *w, size_t more)
+{
+    size_t cap = w->cap != 0 ? w->cap : COPY_CHUNK * 2;
+    char *nb;
+
+    if (w->len + more <= w->cap)
+        return 0;
+    while (cap < w->len + more)
+        cap *= 2;
+    nb = realloc(w->buf, cap);
+    if (nb == NULL)
+        return -1;
+    w->buf = nb;
+    w->cap = cap;
+    return 0;
+}
+
+static int buf_text(struct plat_an_conn *w, const char *s, char sep)
+{
+    size_t n = strlen(s);
+
+    if (buf_reserve(w, 2 * n + 1) != 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        switch (ch) {
+        case '\\': w->buf[w->len++] = '\\'; w->buf[w->len++] = '\\'; break;
+        case '\t': w->buf[w->len++] = '\\'; w->buf[w->len++] = 't'; break;
+        case '\n': w->buf[w->len++] = '\\'; w->buf[w->len++] = 'n'; break;
+        case '\r': w->buf[w->len++] = '\\'; w->buf[w->len++] = 'r'; break;
+        default: w->buf[w->len++] = ch; break;
+        }
+    }
+    w->buf[w->len++] = sep;
+    return 0;
+}
+
+static int copy_flush(struct plat_an_conn *w)
+{
+    if (w->len > 0 && PQputCopyData(w->conn, w->buf, (int)w->len) != 1)
+        return -1;
+    w->len = 0;
+    return 0;
+}
+
+int plat_an_conn_open(struct plat_an_conn *w)
+{
+    static const char *const keys[] = {"dbname", "connect_timeout",
+                                       "application_name", NULL};
+    const char *vals[] = {w->conninfo, "5", "basalt-analytics-writer", NULL};
+    PGresult *res;
+
+    if (w->conn != NULL && PQstatus(w->conn) == CONNECTION_OK)
+        return 0;
+    if (w->conn != NULL) {
+        PQfinish(w->conn);
+        w->conn = NULL;
+    }
+    if (w->last_connect_fail > 0 &&
+        mono_now() - w->last_connect_fail < RECONNECT_PAUSE_S)
+        return -1;
+    w->conn = PQconnectdbParams(keys, vals, 1);
+    if (w->conn == NULL || PQstatus(w->conn) != CONNECTION_OK)
+        goto fail;
+    res = PQexec(w->conn,
+                 "SET TimeZone = 'UTC'; SET statement_timeout = '120s';"
+                 "CREATE TEMP TABLE IF NOT EXISTS an_staging ("
+                 " seq int, message_id text, ts timestamptz, event text,"
+                 " distinct_id text, owner text, properties jsonb,"
+                 " received_at timestamptz, known boolean,"
+                 " known_all boolean)"
+                 " ON COMMIT DELETE ROWS");
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        PQclear(res);
+        goto fail;
+    }
+    PQclear(res);
+    w->last_connect_fail = 0;
+    /* A new session may follow a restore: trust nothing remembered. */
+    keys_clear(w);
+    log_kv(LOG_LVL_INFO, NULL, "analytics writer connected", NULL);
+    return 0;
+fail:
+    if (w->last_connect_fail == 0)
+        log_kv(LOG_LVL_WARN, NULL, "analytics writer cannot connect",
+               "error", w->conn != NULL ? PQerrorMessage(w->conn) : "oom",
+               NULL);
+    if (w->conn != NULL)
+        PQfinish(w->conn);
+    w->conn = NULL;
+    w->last_connect_fail = mono_now();
+    return -1;
+}
+
+/* Per-row flags while a group is written. */
+#define ROW_DUP 1     /* repeats an earlier row's message_id: not sent */
+#define ROW_KNOWN 2   /* its presence keys are committed already */
+#define ROW_KNOWN_ALL 4 /* same for its all-events ("") keys */
+/* Presence keys remembered per connection before starting over. */
+#define KEYS_MAX 100000
+
+/*
+ * "owner US event US hour US distinct_id": both scopes' presence key for
+ * `event` (the row's name, or "" for the all-events rollup).
+ */
+static void key_of(const struct plat_an_event *ev, const char *event,
+                   char *buf, size_t len)
+{
+    long long hour = (long long)(ev->ts_us / (3600 * PLAT_AN_US_PER_S));
+
+    if (ev->ts_us < 0)
+        hour--;
+    snprintf(buf, len, "%s\x1f%s\x1f%lld\x1f%s", ev->owner, event, hour,
+             ev->distinct_id);
+}
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+
+    for (; *s != '\0'; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static void keys_clear(struct plat_an_conn *w)
+{
+    for (size_t i = 0; i < w->keys_cap; i++) {
+        free(w->keys[i]);
+        w->keys[i] = NULL;
+    }
+    w->keys_n = 0;
+}
+
+/* Slot of `k`, or of the empty slot where it would go. */
+static size_t keys_slot(const struct plat_an_conn *w, const char *k)
+{
+    size_t mask = w->keys_cap - 1, s = (size_t)hash_str(k) & mask;
+
+    while (w->keys[s] != NULL && strcmp(w->keys[s], k) != 0)
+        s = (s + 1) & mask;
+    return s;
+}
+
+static int keys_has(const struct plat_an_conn *w, const char *k)
+{
+    return w->keys_cap > 0 && w->keys[keys_slot(w, k)] != NULL;
+}
+
+/* Remembers a committed key; best effort (forgets all when full). */
+static void keys_add(struct plat_an_conn *w, const char *k)
+{
+    size_t s;
+
+    if (w->keys_cap == 0) {
+        /* Load factor <= 1/2 with KEYS_MAX entries. */
+        size_t cap = 1;
+
+        while (cap < 2 * KEYS_MAX)
+            cap *= 2;
+        w->keys = calloc(cap, sizeof(*w->keys));
+        if (w->keys == NULL)
+            return;
+        w->keys_cap = cap;
+    }
+    if (w->keys_n >= KEYS_MAX)
+        keys_clear(w);
+    s = keys_slot(w, k);
+    if (w->keys[s] != NULL)
+        return;
+    w->keys[s] = strdup(k);
+    if (w->keys[s] != NULL)
+        w->keys_n++;
+}
+
+/*
+ * Marks in-group duplicates (same message_id as an earlier row) with
+ * ROW_DUP in `skip`. Open addressing over row indices; `rows` has n entries.
+ */
+static int mark_duplicates(struct plat_an_event **rows, size_t n, char *skip)
+{
+    size_t cap = 16, mask;
+    size_t *slots;
+
+    while (cap < n * 2)
+        cap *= 2;
+    mask = cap - 1;
+    slots = malloc(cap * sizeof(*slots));
+    if (slots == NULL)
+        return -1;
+    for (size_t i = 0; i < cap; i++)
+        slots[i] = SIZE_MAX;
+    for (size_t i = 0; i < n; i++) {
+        const unsigned char *p = (const unsigned char *)rows[i]->message_id;
+        uint64_t h = 1469598103934665603ULL;
+        size_t s;
+
+        for (; *p != '\0'; p++)
+            h = (h ^ *p) * 1099511628211ULL;
+        for (s = (size_t)h & mask; slots[s] != SIZE_MAX; s = (s + 1) & mask) {
+            if (strcmp(rows[slots[s]]->message_id, rows[i]->message_id) == 0)
+                break;
+        }
+        if (slots[s] == SIZE_MAX)
+            slots[s] = i;
+        else
+            skip[i] |= ROW_DUP;
+    }
+    free(slots);
+    return 0;
+}
+
+/*
+ * Everything after COPY, as one statement: dedupe, events, rollups.
+ * Returns the staging seq of every row stored. Rows are sorted before
+ * the upserts so concurrent writers (replicas) lock keys in one order.
+ * Each event counts under event = its name and event = '' (all events),
+ * so summaries without an event filter read rollups too.
+ * Rows marked `known` skip the presence insert (their keys are committed
+ * already, so it could only conflict): uniq counts come from the rows
+ * that insert returns, so skipping them changes nothing but the cost.
+ */
+static const char INSERT_SQL[] =
+    "WITH new_ids AS ("
+    " INSERT INTO platform.analytics_dedupe (message_id, received_at)"
+    " SELECT message_id, received_at FROM an_staging ORDER BY message_id"
+    " ON CONFLICT DO NOTHING RETURNING message_id),"
+    " fresh AS MATERIALIZED ("
+    " SELECT s.* FROM an_staging s JOIN new_ids USING (message_id)),"
+    " ev AS ("
+    " INSERT INTO platform.analytics_events"
+    " (ts, event, distinct_id, owner, properties, message_id, received_at)"
+    " SELECT ts, event, distinct_id, owner, properties, message_id,"
+    " received_at FROM fresh ORDER BY ts),"
+    " scoped AS MATERIALIZED ("
+    " SELECT owner AS scope, event, date_trunc('hour', ts) AS hour,"
+    " distinct_id, known FROM fresh"
+    " UNION ALL"
+    " SELECT '*', event, date_trunc('hour', ts), distinct_id, known"
+    " FROM fresh"
+    " UNION ALL"
+    " SELECT owner, '', date_trunc('hour', ts), distinct_id, known_all"
+    " FROM fresh"
+    " UNION ALL"
+    " SELECT '*', '', date_trunc('hour', ts), distinct_id, known_all"
+    " FROM fresh),"
+    " ids AS ("
+    " INSERT INTO platform.analytics_hourly_ids"
+    " (scope, event, hour, distinct_id)"
+    " SELECT DISTINCT scope, event, hour, distinct_id FROM scoped"
+    " WHERE NOT known ORDER BY 1, 2, 3, 4 ON CONFLICT DO NOTHING"
+    " RETURNING scope, event, hour),"
+    " roll AS ("
+    " INSERT INTO platform.analytics_hourly AS h"
+    " (scope, event, hour, n, uniq)"
+    " SELECT c.scope, c.event, c.hour, c.n, coalesce(u.n, 0) FROM"
+    " (SELECT scope, event, hour, count(*) AS n FROM scoped"
+    "  GROUP BY 1, 2, 3) c LEFT JOIN"
+    " (SELECT scope, event, hour, count(*) AS n FROM ids"
+    "  GROUP BY 1, 2, 3) u USING (scope, event, hour)"
+    " ORDER BY 1, 2, 3"
+    " ON CONFLICT (scope, event, hour) DO UPDATE"
+    " SET n = h.n + EXCLUDED.n, uniq = h.uniq + EXCLUDED.uniq)"
+    " SELECT seq FROM fresh";
+
+static int exec_ok(PGconn *c, const char *sql)
+{
+    PGresult *res = PQexec(c, sql);
+    int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+
+    PQclear(res);
+    return ok ? 0 : -1;
+}
+
+/* COPYs the rows without ROW_DUP; 0 or -1. */
+static int copy_rows(struct plat_an_conn *w, struct plat_an_event **rows,
+                     size_t n, const char *flags)
+{
+    PGresult *res;
+    char num[24], ts[PLAT_AN_TIME_LEN], recv[PLAT_AN_TIME_LEN];
+    int ok;
+
+    res = PQexec(w->conn,
+                 "COPY an_staging (seq, message_id, ts, event, distinct_id,"
+                 " owner, properties, received_at, known, known_all)"
+                 " FROM STDIN");
+    ok = PQresultStatus(res) == PGRES_COPY_IN;
+    PQclear(res);
+    if (!ok)
+        return -1;
+    w->len = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct plat_an_event *ev = rows[i];
+
+        if (flags[i] & ROW_DUP)
+            continue;
+        snprintf(num, sizeof(num), "%zu", i);
+        plat_an_time_format(ev->ts_us, ts, sizeof(ts));
+        plat_an_time_format(ev->received_us, recv, sizeof(recv));
+        if (buf_text(w, num, '\t') != 0 ||
+            buf_text(w, ev->message_id, '\t') != 0 ||
+            buf_text(w, ts, '\t') != 0 || buf_text(w, ev->event, '\t') ||
+            buf_text(w, ev->distinct_id, '\t') != 0 ||
+            buf_text(w, ev->owner, '\t') != 0 ||
+            buf_text(w, ev->properties, '\t') != 0 ||
+            buf_text(w, recv, '\t') != 0 ||
+            buf_text(w, flags[i] & ROW_KNOWN ? "t" : "f", '\t') != 0 ||
+            buf_text(w, flags[i] & ROW_KNOWN_ALL ? "t" : "f", '\n') != 0) {
+            PQputCopyEnd(w->conn, "out of memory");
+            goto drain;
+        }
+        if (w->len >= COPY_CHUNK && copy_flush(w) != 0)
+            return -1;
+    }
+    if (copy_flush(w) != 0 || PQputCopyEnd(w->conn, NULL) != 1)
+        return -1;
+drain:
+    ok = 1;
+    while ((res = PQgetResult(w->conn)) != NULL) {
+        if (PQresultStatus(res) != PGRES_COMMAND_OK)
+            ok = 0;
+        PQclear(res);
+    }
+    return ok ? 0 : -1;
+}
+
+enum plat_an_result plat_an_conn_write(struct plat_an_conn *w,
+                                      struct plat_an_event **rows, size_t n)
+{
+    char *flags = NULL;
+    char key[4 * PLAT_AN_TEXT_MAX];
+    PGresult *res = NULL;
+    enum plat_an_result rc = PLAT_AN_ERROR;
+
+    for (size_t i = 0; i < n; i++)
+        rows[i]->stored = 0;
+    if (n == 0)
+        return PLAT_AN_OK;
+    if (plat_an_conn_open(w) != 0)
+        return PLAT_AN_UNAVAILABLE;
+    flags = calloc(n, 1);
+    if (flags == NULL || mark_duplicates(rows, n, flags) != 0)
+        goto cleanup;
+    for (size_t i = 0; i < n && w->keys_n > 0; i++) {
+        key_of(rows[i], rows[i]->event, key, sizeof(key));
+        if (keys_has(w, key))
+            flags[i] |= ROW_KNOWN;
+        key_of(rows[i], "", key, sizeof(key));
+        if (keys_has(w, key))
+            flags[i] |= ROW_KNOWN_ALL;
+    }
+
+    if (exec_ok(w->conn, "BEGIN") != 0 ||
+        copy_rows(w, rows, n, flags) != 0)
+        goto fail;
+    res = PQexec(w->conn, INSERT_SQL);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        goto fail;
+    for (int r = 0; r < PQntuples(res); r++) {
+        char *end;
+        long seq = strtol(PQgetvalue(res, r, 0), &end, 10);
+
+        if (*end != '\0' || seq < 0 || (size_t)seq >= n)
+            goto fail;
+        rows[seq]->stored = 1;
+    }
+    PQclear(res);
+    res = PQexec(w->conn, "COMMIT");
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        goto fail;
+    rc = PLAT_AN_OK;
+    for (size_t i = 0; i < n; i++) {
+        if (!rows[i]->stored)
+            continue;
+        if (!(flags[i] & ROW_KNOWN)) {
+            key_of(rows[i], rows[i]->event, key, sizeof(key));
+            keys_add(w, key);
+        }
+        if (!(flags[i] & ROW_KNOWN_ALL)) {
+            key_of(rows[i], "", key, sizeof(key));
+            keys_add(w, key);
+        }
+    }
+    goto cleanup;
+fail:
+    for (size_t i = 0; i < n; i++)
+        rows[i]->stored = 0;
+    if (PQstatus(w->conn) != CONNECTION_OK) {
+        log_kv(LOG_LVL_WARN, NULL, "analytics writer lost PostgreSQL",
+               "error", PQerrorMessage(w->conn), NULL);
+        plat_an_conn_close(w);
+        rc = PLAT_AN_UNAVAILABLE;
+    } else {
+        log_kv(LOG_LVL_ERROR, NULL, "analytics group commit failed",
+               "error", PQerrorMessage(w->conn), NULL);
+        if (exec_ok(w->conn, "ROLLBACK") != 0)
+            plat_an_conn_close(w);
+        rc = PLAT_AN_ERROR;
+    }
+cleanup:
+    PQclear(res);
+    free(flags);
+    return rc;
+}
+
+void plat_an_conn_close(struct plat_an_conn *w)
+{
+    if (w->conn != NULL)
+        PQfinish(w->conn);
+    w->conn = NULL;
+}
+
+void plat_an_conn_cleanup(struct plat_an_conn *w)
+{
+    plat_an_conn_close(w);
+    keys_clear(w);
+    free(w->keys);
+    w->keys = NULL;
+    w->keys_cap = 0;
+    free(w->buf);
+    w->buf = NULL;
+    w->len = w->cap = 0;
+}

@@ -1,0 +1,67 @@
+/*
+ * analytics_copy — one analytics writer connection and the transaction
+ * it runs per group commit (used by analytics_writer.c).
+ *
+ * plat_an_conn_write() writes `n` rows in ONE transaction:
+ *   1. rows repeating an earlier row's message_id are skipped (in memory),
+ *   2. the others are COPYed (text format) into a per-connection
+ *      temporary table an_staging (ON COMMIT DELETE ROWS),
+ *   3. one statement inserts their ids into analytics_dedupe ON CONFLICT
+ *      DO NOTHING; only rows whose id was new go on into analytics_events
+ *      and into analytics_hourly_ids / analytics_hourly (scopes: owner and
+ *      "*"; events: the name and "" for all events); it returns the
+ *      staging positions of the new rows,
+ *   4. COMMIT.
+ * Upserts are ordered by key so concurrent writers (replicas) lock rows
+ * in the same order and cannot deadlock each other.
+ *
+ * Thread-safety: a struct plat_an_conn belongs to one thread.
+ */
+#ifndef PLAT_ANALYTICS_COPY_H
+#define PLAT_ANALYTICS_COPY_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+
+#include "analytics.h"
+#include "analytics_writer.h"
+
+struct plat_an_conn {
+    const char *conninfo;       /* borrowed libpq URI / key=value */
+    PGconn *conn;               /* NULL while disconnected */
+    double last_connect_fail;   /* monotonic s; 0 after success */
+    char *buf;                  /* COPY data being built */
+    size_t len, cap;
+    /*
+     * Presence keys (owner, event, hour, distinct_id) this connection saw
+     * committed: rows with such a key skip the hourly_ids insert. Open
+     * addressing, cleared when full and on every new session.
+     */
+    char **keys;
+    size_t keys_cap, keys_n;
+};
+
+/*
+ * Connects when not connected (session TimeZone UTC, staging table).
+ * After a failure, further attempts within 0.25 s fail at once so a down
+ * database fails requests fast. 0, or -1 (logged once per outage).
+ */
+int plat_an_conn_open(struct plat_an_conn *w);
+
+/*
+ * Writes rows[0..n) as above. PLAT_AN_OK: committed, each row's `stored`
+ * is 1 when it was new, 0 when a duplicate. PLAT_AN_UNAVAILABLE: the
+ * connection failed (closed; nothing acknowledged — the commit may or may
+ * not have happened, which message_id dedupe makes safe to retry).
+ * PLAT_AN_ERROR: an SQL error, rolled back. `stored` is 0 on failure.
+ */
+enum plat_an_result plat_an_conn_write(struct plat_an_conn *w,
+                                      struct plat_an_event **rows, size_t n);
+
+/* Closes the connection (if any); the struct stays usable. */
+void plat_an_conn_close(struct plat_an_conn *w);
+
+/* Closes and frees the buffer. */
+void plat_an_conn_cleanup(struct plat_an_conn *w);
+
+#endif

@@ -9,6 +9,9 @@
 #   make pyunit     unit tests of the Python services (pytest)
 #   make deploy-check  static checks of Dockerfiles, compose, k8s; cutover tool
 #   make bench      benchmarks (see tests/bench/README.md)
+#   make chaos      fault injection under load (tests/chaos; minutes)
+#   make soak       soak run, SOAK_MINUTES=10 by default (tests/soak)
+#   make fuzz       libFuzzer harnesses, FUZZ_SECONDS each (tests/fuzz/README.md)
 #
 # Layout: every libs/<name>/*.c goes into build/<mode>/lib/libbasalt.a; every
 # services/<svc>/src/*.c except main.c goes into build/<mode>/lib/lib<svc>.a;
@@ -28,7 +31,7 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 WARN := -Wall -Wextra -Wshadow -Wformat=2 -Werror
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread -Ilibs $(WARN) $(PKG_CFLAGS) -MMD -MP
 # libcsv (automation imports) ships no .pc file
-LDLIBS := $(PKG_LIBS) -lcsv -lm -pthread
+LDLIBS := -Wl,--as-needed $(PKG_LIBS) -lcsv -lm -pthread
 
 REL_CFLAGS := $(BASE_CFLAGS) -O2 -g
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -53,6 +56,7 @@ UNIT_BINS := $(patsubst %.c,build/asan/tests/%,$(UNIT_SRCS))
 .PHONY: all asan unit e2e test up down bootstrap bench clean lint
 .PHONY: deploy-check
 .PHONY: pyunit
+.PHONY: chaos soak
 # keep intermediate objects (tests, benches) so rebuilds stay incremental
 .SECONDARY:
 all: $(BINS)
@@ -93,6 +97,57 @@ build/asan/tests/services/$(1)/tests/%: build/asan/obj/services/$(1)/tests/%.o b
 endef
 $(foreach s,$(SERVICES),$(eval $(call service_rules,$(s))))
 
+# libFuzzer harnesses (tests/fuzz/README.md): tests/fuzz/<group>/<name>.c
+# becomes build/fuzz/bin/<name>, linked with lib<group>.a (group = a
+# service) and libbasalt.a, all built by clang with -fsanitize=fuzzer-no-link
+# into build/fuzz/. No -Werror: clang's warnings differ from gcc's.
+FUZZ_CC := clang
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread -Ilibs -Wall -Wextra \
+	$(PKG_CFLAGS) -MMD -MP -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN)
+FUZZ_LIB := build/fuzz/lib/libbasalt.a
+FUZZ_GROUPS := libs $(SERVICES)
+fuzz_srcs = $(wildcard tests/fuzz/$(1)/*.c)
+fuzz_bins = $(patsubst tests/fuzz/$(1)/%.c,build/fuzz/bin/%,$(call fuzz_srcs,$(1)))
+FUZZ_BINS := $(foreach g,$(FUZZ_GROUPS),$(call fuzz_bins,$(g)))
+FUZZ_SECONDS ?= 60
+FUZZ_JOBS ?= 2
+
+build/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_LIB): $(call objs,fuzz,$(LIB_SRCS))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(call fuzz_bins,libs): build/fuzz/bin/%: build/fuzz/obj/tests/fuzz/libs/%.o $(FUZZ_LIB)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+define fuzz_rules
+build/fuzz/lib/lib$(1).a: $(call objs,fuzz,$(call svc_srcs,$(1)))
+	@mkdir -p $$(dir $$@)
+	rm -f $$@ && ar rcs $$@ $$^
+$(call fuzz_bins,$(1)): build/fuzz/bin/%: build/fuzz/obj/tests/fuzz/$(1)/%.o build/fuzz/lib/lib$(1).a $(FUZZ_LIB)
+	@mkdir -p $$(dir $$@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $$@ $$^ $(LDLIBS)
+endef
+$(foreach s,$(SERVICES),$(eval $(call fuzz_rules,$(s))))
+
+.PHONY: fuzz fuzz-build fuzz-smoke
+fuzz-build: $(FUZZ_BINS)
+
+# Each harness replays its regression inputs, then fuzzes for FUZZ_SECONDS
+# (default 60) from its seeds, FUZZ_JOBS (2) at a time; prints execs and
+# coverage per harness (scripts/run-fuzz).
+fuzz: bootstrap fuzz-build
+	@FUZZ_JOBS=$(FUZZ_JOBS) scripts/run-fuzz $(FUZZ_SECONDS) $(FUZZ_BINS)
+
+# The short run `make test` does: a few seconds per harness.
+fuzz-smoke: bootstrap fuzz-build
+	@FUZZ_JOBS=$(FUZZ_JOBS) scripts/run-fuzz --smoke 3 $(FUZZ_BINS)
+
 BENCH_SRCS := $(wildcard tests/bench/*.c)
 BENCH_BINS := $(patsubst tests/bench/%.c,build/bench/%,$(BENCH_SRCS))
 build/bench/%: build/rel/obj/tests/bench/%.o $(REL_LIB)
@@ -114,6 +169,7 @@ e2e: bootstrap asan
 
 test: bootstrap
 	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory fuzz-smoke
 	@$(MAKE) --no-print-directory pyunit
 	@$(MAKE) --no-print-directory e2e
 	@$(MAKE) --no-print-directory deploy-check
@@ -123,11 +179,11 @@ test: bootstrap
 deploy-check: bootstrap asan
 	@scripts/check-deploy
 
-# Unit tests of the Python services (pytest; real fake-upstream servers,
+# Unit tests of the Python services and libs/python (pytest; real fake-upstream servers,
 # a throwaway redis-server unless BASALT_TEST_REDIS_URL is set).
 pyunit: bootstrap
 	@.venv/bin/pytest -q -p no:cacheprovider services/llm-orchestrator/tests \
-		services/mcp-server/tests
+		services/mcp-server/tests libs/python/tests
 
 bootstrap:
 	@scripts/bootstrap
@@ -143,6 +199,13 @@ bench: bootstrap all $(BENCH_BINS)
 
 lint:
 	@scripts/lint
+
+# Long runs, not part of `make test` (see README.md, "Chaos and soak").
+chaos: bootstrap asan
+	@.venv/bin/pytest -q -s -p no:cacheprovider tests/chaos
+
+soak: bootstrap all
+	@.venv/bin/python tests/soak/soak.py
 
 clean:
 	rm -rf build

@@ -22,24 +22,58 @@ double httpd_now(void)
 }
 
 /*
- * Random bytes for ids. These are correlation ids, not secrets, so when
- * the kernel pool is unavailable a time/counter mix is good enough.
+ * Random bytes for ids. These are correlation ids, not secrets: a
+ * per-thread xoshiro256** generator seeded once from getrandom (a
+ * time/counter mix when the kernel pool is unavailable) keeps the
+ * syscalls off the per-request path.
  */
+static uint64_t ident_rotl(uint64_t v, int k)
+{
+    return (v << k) | (v >> (64 - k));
+}
+
+static uint64_t ident_splitmix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
 static void ident_random(unsigned char *buf, size_t len)
 {
     static atomic_uint_fast64_t counter;
-    uint64_t x;
+    static _Thread_local uint64_t st[4];
+    static _Thread_local int seeded;
     size_t i;
 
-    if (getrandom(buf, len, 0) == (ssize_t)len)
-        return;
-    x = (uint64_t)(httpd_now() * 1e9) ^
-        (atomic_fetch_add(&counter, 1) * 0x9e3779b97f4a7c15ULL);
-    for (i = 0; i < len; i++) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        buf[i] = (unsigned char)x;
+    if (!seeded) {
+        uint64_t seed;
+        int k;
+
+        if (getrandom(st, sizeof(st), 0) != (ssize_t)sizeof(st)) {
+            seed = (uint64_t)(httpd_now() * 1e9) ^
+                   (atomic_fetch_add(&counter, 1) * 0x9e3779b97f4a7c15ULL);
+            for (k = 0; k < 4; k++)
+                st[k] = ident_splitmix(&seed);
+        }
+        if ((st[0] | st[1] | st[2] | st[3]) == 0)
+            st[0] = 1; /* the all-zero state never leaves zero */
+        seeded = 1;
+    }
+    for (i = 0; i < len; i += 8) {
+        uint64_t r = ident_rotl(st[1] * 5, 7) * 9, t = st[1] << 17;
+        size_t j;
+
+        st[2] ^= st[0];
+        st[3] ^= st[1];
+        st[1] ^= st[2];
+        st[0] ^= st[3];
+        st[2] ^= t;
+        st[3] = ident_rotl(st[3], 45);
+        for (j = 0; j < 8 && i + j < len; j++)
+            buf[i + j] = (unsigned char)(r >> (8 * j));
     }
 }
 

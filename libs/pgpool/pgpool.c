@@ -2,28 +2,18 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "log/log.h"
+#include "pool/pool.h"
 
-/*
- * The pool. mu guards idle, nidle and nout; cv is signalled whenever nout
- * drops. Connections are opened and closed outside the lock, so a slow
- * connect never stalls other threads' releases.
- */
+/* The pool: connections come and go through slots (pool/pool.h). */
 struct pgpool {
     char *conninfo;
-    int size;
     int connect_timeout_s;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;   /* CLOCK_MONOTONIC */
-    PGconn **idle;       /* open connections nobody holds (a stack) */
-    int nidle;
-    int nout;            /* handed out, or being connected for a caller */
+    struct pool_slots slots;
 };
 
 /* Server notices would go to stderr and break the one-JSON-line log. */
@@ -82,7 +72,6 @@ struct pgpool *pgpool_new(const char *conninfo, int size,
                           int connect_timeout_s)
 {
     struct pgpool *p;
-    pthread_condattr_t ca;
 
     if (conninfo == NULL || size < 1)
         return NULL;
@@ -90,70 +79,41 @@ struct pgpool *pgpool_new(const char *conninfo, int size,
     if (p == NULL)
         return NULL;
     p->conninfo = strdup(conninfo);
-    p->idle = calloc((size_t)size, sizeof(*p->idle));
-    if (p->conninfo == NULL || p->idle == NULL) {
+    if (p->conninfo == NULL || pool_slots_init(&p->slots, size) != 0) {
         free(p->conninfo);
-        free(p->idle);
         free(p);
         return NULL;
     }
-    p->size = size;
     p->connect_timeout_s = connect_timeout_s;
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&p->cv, &ca);
-    pthread_condattr_destroy(&ca);
     return p;
+}
+
+static void pg_close(void *c)
+{
+    PQfinish(c);
 }
 
 void pgpool_free(struct pgpool *p)
 {
-    int i;
-
     if (p == NULL)
         return;
-    for (i = 0; i < p->nidle; i++)
-        PQfinish(p->idle[i]);
-    pthread_mutex_destroy(&p->mu);
-    pthread_cond_destroy(&p->cv);
-    free(p->idle);
+    pool_slots_cleanup(&p->slots, pg_close);
     free(p->conninfo);
     free(p);
 }
 
 PGconn *pgpool_acquire(struct pgpool *p, int wait_ms)
 {
-    struct timespec deadline;
-    PGconn *c = NULL;
+    void *idle;
+    PGconn *c;
     char err[256];
 
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    if (wait_ms > 0) {
-        deadline.tv_sec += wait_ms / 1000;
-        deadline.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-        if (deadline.tv_nsec >= 1000000000L) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000L;
-        }
+    if (pool_slots_take(&p->slots, wait_ms, &idle) != 0) {
+        log_warn(NULL, "pgpool: all %d connections busy for %d ms",
+                 p->slots.size, wait_ms);
+        return NULL;
     }
-    pthread_mutex_lock(&p->mu);
-    while (p->nout >= p->size) {
-        if (wait_ms <= 0 ||
-            pthread_cond_timedwait(&p->cv, &p->mu, &deadline) == ETIMEDOUT) {
-            if (p->nout < p->size)
-                break;
-            pthread_mutex_unlock(&p->mu);
-            log_warn(NULL, "pgpool: all %d connections busy for %d ms",
-                     p->size, wait_ms);
-            return NULL;
-        }
-    }
-    p->nout++;
-    if (p->nidle > 0)
-        c = p->idle[--p->nidle];
-    pthread_mutex_unlock(&p->mu);
-
+    c = idle;
     if (c != NULL && PQstatus(c) != CONNECTION_OK) {
         PQfinish(c);
         c = NULL;
@@ -161,10 +121,7 @@ PGconn *pgpool_acquire(struct pgpool *p, int wait_ms)
     if (c == NULL) {
         c = pg_connect(p->conninfo, p->connect_timeout_s, err, sizeof(err));
         if (c == NULL) {
-            pthread_mutex_lock(&p->mu);
-            p->nout--;
-            pthread_cond_signal(&p->cv);
-            pthread_mutex_unlock(&p->mu);
+            pool_slots_put(&p->slots, NULL);
             log_kv(LOG_LVL_WARN, NULL, "pgpool: cannot connect to postgres",
                    "error", err, NULL);
             return NULL;
@@ -183,12 +140,7 @@ void pgpool_release(struct pgpool *p, PGconn *c, int broken)
         PQfinish(c);
         c = NULL;
     }
-    pthread_mutex_lock(&p->mu);
-    if (c != NULL)
-        p->idle[p->nidle++] = c;
-    p->nout--;
-    pthread_cond_signal(&p->cv);
-    pthread_mutex_unlock(&p->mu);
+    pool_slots_put(&p->slots, c);
 }
 
 int pgpool_ping(struct pgpool *p)

@@ -1,35 +1,25 @@
 #include "redispool/redispool.h"
 
-#include <errno.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
-#include <time.h>
 
 #include "log/log.h"
+#include "pool/pool.h"
 
 #define RP_HOST_MAX 256
 #define RP_PASS_MAX 512
 
-/*
- * The pool. mu guards idle, nidle and nout; cv is signalled whenever nout
- * drops. Connecting and closing happen outside the lock.
- */
+/* The pool: contexts come and go through slots (pool/pool.h). */
 struct redispool {
     char host[RP_HOST_MAX];
     int port;
     char pass[RP_PASS_MAX];
     int db;
-    int size;
     int timeout_ms;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;     /* CLOCK_MONOTONIC */
-    redisContext **idle;   /* connected contexts nobody holds (a stack) */
-    int nidle;
-    int nout;              /* handed out, or being connected for a caller */
+    struct pool_slots slots;
 };
 
 static int rp_hexval(char c)
@@ -163,7 +153,6 @@ int redispool_parse_url(const char *url, char *host, size_t hostlen,
 struct redispool *redispool_new(const char *url, int size, int timeout_ms)
 {
     struct redispool *p;
-    pthread_condattr_t ca;
 
     if (size < 1)
         return NULL;
@@ -175,34 +164,27 @@ struct redispool *redispool_new(const char *url, int size, int timeout_ms)
         free(p);
         return NULL;
     }
-    p->idle = calloc((size_t)size, sizeof(*p->idle));
-    if (p->idle == NULL) {
+    if (pool_slots_init(&p->slots, size) != 0) {
+        memset(p->pass, 0, sizeof(p->pass));
         free(p);
         return NULL;
     }
-    p->size = size;
     p->timeout_ms = timeout_ms > 0 ? timeout_ms : 1000;
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&p->cv, &ca);
-    pthread_condattr_destroy(&ca);
     /* hiredis writes with write(2): a closed peer must not kill us. */
     signal(SIGPIPE, SIG_IGN);
     return p;
 }
 
+static void rp_close(void *c)
+{
+    redisFree(c);
+}
+
 void redispool_free(struct redispool *p)
 {
-    int i;
-
     if (p == NULL)
         return;
-    for (i = 0; i < p->nidle; i++)
-        redisFree(p->idle[i]);
-    pthread_mutex_destroy(&p->mu);
-    pthread_cond_destroy(&p->cv);
-    free(p->idle);
+    pool_slots_cleanup(&p->slots, rp_close);
     /* The password should not linger in freed memory. */
     memset(p->pass, 0, sizeof(p->pass));
     free(p);
@@ -264,36 +246,16 @@ fail:
 
 redisContext *redispool_acquire(struct redispool *p, int wait_ms)
 {
-    struct timespec deadline;
-    redisContext *c = NULL;
+    void *idle;
+    redisContext *c;
     char err[256];
 
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    if (wait_ms > 0) {
-        deadline.tv_sec += wait_ms / 1000;
-        deadline.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-        if (deadline.tv_nsec >= 1000000000L) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000L;
-        }
+    if (pool_slots_take(&p->slots, wait_ms, &idle) != 0) {
+        log_warn(NULL, "redispool: all %d connections busy for %d ms",
+                 p->slots.size, wait_ms);
+        return NULL;
     }
-    pthread_mutex_lock(&p->mu);
-    while (p->nout >= p->size) {
-        if (wait_ms <= 0 ||
-            pthread_cond_timedwait(&p->cv, &p->mu, &deadline) == ETIMEDOUT) {
-            if (p->nout < p->size)
-                break;
-            pthread_mutex_unlock(&p->mu);
-            log_warn(NULL, "redispool: all %d connections busy for %d ms",
-                     p->size, wait_ms);
-            return NULL;
-        }
-    }
-    p->nout++;
-    if (p->nidle > 0)
-        c = p->idle[--p->nidle];
-    pthread_mutex_unlock(&p->mu);
-
+    c = idle;
     if (c != NULL && c->err) {
         redisFree(c);
         c = NULL;
@@ -301,10 +263,7 @@ redisContext *redispool_acquire(struct redispool *p, int wait_ms)
     if (c == NULL) {
         c = rp_connect(p, err, sizeof(err));
         if (c == NULL) {
-            pthread_mutex_lock(&p->mu);
-            p->nout--;
-            pthread_cond_signal(&p->cv);
-            pthread_mutex_unlock(&p->mu);
+            pool_slots_put(&p->slots, NULL);
             log_kv(LOG_LVL_WARN, NULL, "redispool: cannot connect to redis",
                    "error", err, NULL);
             return NULL;
@@ -321,12 +280,7 @@ void redispool_release(struct redispool *p, redisContext *c, int broken)
         redisFree(c);
         c = NULL;
     }
-    pthread_mutex_lock(&p->mu);
-    if (c != NULL)
-        p->idle[p->nidle++] = c;
-    p->nout--;
-    pthread_cond_signal(&p->cv);
-    pthread_mutex_unlock(&p->mu);
+    pool_slots_put(&p->slots, c);
 }
 
 int redispool_ping(struct redispool *p)

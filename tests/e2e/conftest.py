@@ -127,6 +127,14 @@ E2E_AUTH_ENV = {
     "ADMIN_EMAIL": ADMIN_EMAIL,
 }
 
+# The automation `http` job type refuses private and loopback targets
+# (SSRF egress policy); the e2e upstreams listen on 127.0.0.1, so that
+# one literal is allow-listed. "localhost" stays refused on purpose:
+# tests/e2e/test_automation_egress.py relies on it.
+E2E_AUTOMATION_ENV = {
+    "HTTP_JOB_ALLOW_HOSTS": "127.0.0.1",
+}
+
 
 _cluster: Cluster | None = None
 
@@ -150,6 +158,7 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     env.update(BASALT_RUN_DIR=str(run_dir), BASALT_BIN_DIR=str(bin_dir),
                LOG_LEVEL=os.environ.get("LOG_LEVEL", "info"))
     env.update(E2E_AUTH_ENV)
+    env.update(E2E_AUTOMATION_ENV)
     c = Cluster(
         run_dir=run_dir, env=env,
         gateway_url=f"http://127.0.0.1:{ports['BASALT_GATEWAY_PORT']}",

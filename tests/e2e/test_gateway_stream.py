@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import socket
 import threading
 import time
@@ -16,7 +17,7 @@ from http.server import BaseHTTPRequestHandler
 
 import httpx
 import pytest
-from gateway_harness import Upstream, gateway, read_body, reply_json, token
+from gateway_harness import Gateway, Upstream, gateway, read_body, reply_json, token
 
 UPLOAD_MB = int(os.environ.get("GW_E2E_UPLOAD_MB", "50"))
 # Bound on how much the gateway may grow while a body passes through.
@@ -201,3 +202,114 @@ def test_mcp_and_auth_headers_pass_untouched(env) -> None:
     assert seen["accept"] == "application/json, text/event-stream"
     assert seen["x-user-id"] == "user-1"
     assert "traceparent" in seen and "x-request-id" in seen
+
+
+def test_client_leaving_idle_sse_then_sigterm_exits_promptly() -> None:
+    """A client that leaves an SSE stream whose upstream is idle (waiting
+    for its next event) must not keep the request in flight: SIGTERM then
+    drains at once and the gateway exits 0 (it used to wait out the 25 s
+    drain and abort in MHD_stop_daemon with suspended connections)."""
+    hold = threading.Event()
+    sent = threading.Event()
+
+    def handle(req: BaseHTTPRequestHandler) -> None:
+        req.send_response(200)
+        req.send_header("Content-Type", "text/event-stream")
+        req.send_header("Transfer-Encoding", "chunked")
+        req.end_headers()
+        data = b"data: first\n\n"
+        req.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        req.wfile.flush()
+        sent.set()
+        hold.wait(60)  # idle: no more events until the test ends
+        req.close_connection = True
+
+    up = Upstream(handle)
+    gw = Gateway({"upstreams": {"up": {"targets": [up.url]}},
+                  "routes": [{"name": "sse", "prefix": "/", "upstream": "up",
+                              "auth": "none", "timeout_ms": 120000}]})
+    try:
+        s = socket.create_connection(("127.0.0.1", gw.port), timeout=10)
+        s.sendall(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+        got = b""
+        while b"data: first" not in got:
+            chunk = s.recv(4096)
+            assert chunk, "gateway closed the stream early"
+            got += chunk
+        assert sent.is_set()
+        s.close()
+        # The gateway notices the departure while the upstream stays idle.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            m = httpx.get(gw.url + "/metrics", timeout=5).text
+            if 'route="sse",method="GET",status="499"' in m:
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError("request still in flight after the client "
+                                 "left:\n" + m[-2000:])
+        t0 = time.monotonic()
+        gw.proc.send_signal(signal.SIGTERM)
+        rc = gw.proc.wait(timeout=20)
+        took = time.monotonic() - t0
+        assert rc == 0, gw.log_path.read_text(errors="replace")[-4000:]
+        # Well under the 25 s drain: nothing was left in flight.
+        assert took < 15, f"drain took {took:.1f} s"
+    finally:
+        hold.set()
+        text = gw.stop()
+        up.close()
+    assert "suspended connections" not in text
+    assert "drain timed out" not in text
+
+
+def test_sigterm_with_a_live_idle_stream_aborts_it_after_drain() -> None:
+    """A client still on an idle SSE stream at SIGTERM: after DRAIN_S the
+    upstream transfer is aborted and the gateway exits 0 (no abort in
+    MHD_stop_daemon over a suspended connection)."""
+    hold = threading.Event()
+
+    def handle(req: BaseHTTPRequestHandler) -> None:
+        req.send_response(200)
+        req.send_header("Content-Type", "text/event-stream")
+        req.send_header("Transfer-Encoding", "chunked")
+        req.end_headers()
+        data = b"data: first\n\n"
+        req.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        req.wfile.flush()
+        hold.wait(60)
+        req.close_connection = True
+
+    up = Upstream(handle)
+    gw = Gateway({"upstreams": {"up": {"targets": [up.url]}},
+                  "routes": [{"name": "sse", "prefix": "/", "upstream": "up",
+                              "auth": "none", "timeout_ms": 120000}]},
+                 {"DRAIN_S": "1"})
+    s = socket.create_connection(("127.0.0.1", gw.port), timeout=10)
+    try:
+        s.sendall(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+        got = b""
+        while b"data: first" not in got:
+            chunk = s.recv(4096)
+            assert chunk, "gateway closed the stream early"
+            got += chunk
+        gw.proc.send_signal(signal.SIGTERM)
+        rc = gw.proc.wait(timeout=30)
+        assert rc == 0, gw.log_path.read_text(errors="replace")[-4000:]
+        # The stream was ended, not left hanging.
+        s.settimeout(10)
+        rest = b""
+        while True:
+            try:
+                chunk = s.recv(4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            rest += chunk
+    finally:
+        s.close()
+        hold.set()
+        text = gw.stop()
+        up.close()
+    assert "suspended connections" not in text

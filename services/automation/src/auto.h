@@ -65,6 +65,11 @@ struct auto_queue {
     int retry_base_ms;       /* back-off: base * 2^(attempt-1), +-20% */
     int retry_max_ms;        /* back-off cap */
     int acquire_ms;          /* wait for a pooled connection */
+    /* Set by auto_pool_new (NULL until then): wakes that pool's idle
+     * workers at once after an enqueue on this replica, without waiting
+     * for the NOTIFY round trip. Called on the enqueuing thread. */
+    void (*kick)(void *arg);
+    void *kick_arg;
 };
 
 /* A claimed job. args is a new reference (auto_job_cleanup drops it). */
@@ -213,6 +218,35 @@ enum auto_res auto_queue_cancel(struct auto_queue *q, long long id,
 enum auto_res auto_queue_retry(struct auto_queue *q, long long id,
                                const char *owner, json_t **out);
 
+/*
+ * Runs the statement `name`, prepared from `sql` on its first use on each
+ * pooled connection (queue_batch.c). Results and errors as every queue
+ * call: AUTO_OK with *res set (caller PQclear's), else the mapped error.
+ */
+enum auto_res auto_queue_run_prepared(struct auto_queue *q, const char *name,
+                                      const char *sql, int n,
+                                      const char *const *params,
+                                      PGresult **res);
+
+/*
+ * Worker hot path (queue_batch.c). Stores `succeeded` for n jobs in one
+ * statement (same guard as auto_queue_complete). results[i] may be NULL.
+ * ok[i] gets 1 when job i was stored, 0 when its lease was gone
+ * (AUTO_ELOST for it); any other error leaves every ok[i] 0.
+ */
+enum auto_res auto_queue_complete_many(struct auto_queue *q,
+                                       const struct auto_job *const *jobs,
+                                       const char *const *worker_ids,
+                                       const json_t *const *results,
+                                       size_t n, int *ok);
+
+/* running -> dead at once whatever attempts remain (the handler said a
+ * retry cannot help); the error is recorded as by auto_queue_fail. */
+enum auto_res auto_queue_fail_permanent(struct auto_queue *q,
+                                        const struct auto_job *j,
+                                        const char *worker_id,
+                                        const char *error);
+
 /* Back-off in ms before retrying after failed attempt `attempt` (1..):
  * base * 2^(attempt-1) capped, then +-20 % jitter. */
 long auto_backoff_ms(const struct auto_queue *q, int attempt);
@@ -225,6 +259,9 @@ enum auto_outcome {
     AUTO_JOB_CANCELLED,   /* stopped on a cancel request */
     AUTO_JOB_ABORTED,     /* stopped because the replica is shutting down
                              or lost the lease: release, don't count */
+    AUTO_JOB_FAIL_PERMANENT, /* failed for good (malformed input a retry
+                                cannot fix): dead at once, no retries;
+                                message in ctx->error */
 };
 
 struct auto_slot;

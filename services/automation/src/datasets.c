@@ -192,43 +192,8 @@ static void h_list(struct httpd_req *r, void *arg)
         " WHERE ($1::text IS NULL OR owner_id = $1)"
         " AND ($2::bigint IS NULL OR id < $2)"
         " ORDER BY id DESC LIMIT $3) d";
-    struct auto_files *f = arg;
-    struct auto_identity who;
-    const char *params[3];
-    char cur[32], lim[16];
-    int limit;
-    long long cursor;
-    PGresult *res;
-    json_t *list, *next = json_null();
-    enum auto_res rc;
 
-    if (auto_identity_require(f->auth, r, &who) != 0 ||
-        auto_files_page(r, &limit, &cursor) != 0)
-        return;
-    snprintf(cur, sizeof cur, "%lld", cursor);
-    snprintf(lim, sizeof lim, "%d", limit);
-    params[0] = who.admin ? NULL : who.user_id;
-    params[1] = cursor ? cur : NULL;
-    params[2] = lim;
-    rc = auto_files_sql(f, sql, 3, params, &res);
-    if (rc != AUTO_OK) {
-        auto_files_fail(r, rc, "dataset");
-        return;
-    }
-    list = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
-    PQclear(res);
-    if (!list) {
-        httpd_error(r, 500, "internal_error", "dataset store error");
-        return;
-    }
-    if (json_array_size(list) == (size_t)limit) {
-        snprintf(cur, sizeof cur, "%" JSON_INTEGER_FORMAT,
-                 json_integer_value(json_object_get(
-                     json_array_get(list, json_array_size(list) - 1), "id")));
-        next = json_string(cur);
-    }
-    httpd_reply_json(r, 200, json_pack("{soso}", "datasets", list,
-                                       "next_cursor", next));
+    auto_files_list(r, arg, sql, "datasets", "dataset");
 }
 
 struct filter_walk {

@@ -20,6 +20,7 @@
 
 #include "files.h"
 #include "log/log.h"
+#include "pgexec.h"
 
 #define NAME_MAX_LEN 255
 #define CTYPE_MAX_LEN 255
@@ -43,34 +44,8 @@ struct auto_files *auto_files_get(void)
 enum auto_res auto_files_sql(struct auto_files *f, const char *sql, int n,
                              const char *const *params, PGresult **res)
 {
-    PGconn *c = pgpool_acquire(f->pg, f->acquire_ms > 0 ? f->acquire_ms
-                                                         : 5000);
-    PGresult *r;
-    ExecStatusType st;
-    enum auto_res rc;
-
-    *res = NULL;
-    if (!c)
-        return AUTO_EUNAVAIL;
-    r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
-    st = PQresultStatus(r);
-    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
-        pgpool_release(f->pg, c, 0);
-        *res = r;
-        return AUTO_OK;
-    }
-    if (pgpool_is_unavailable(c, r)) {
-        rc = AUTO_EUNAVAIL;
-    } else {
-        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-
-        rc = state && strncmp(state, "22", 2) == 0 ? AUTO_EINVAL : AUTO_EDB;
-    }
-    log_kv(rc == AUTO_EINVAL ? LOG_LVL_INFO : LOG_LVL_ERROR, NULL,
-           "files statement failed", "error", PQresultErrorMessage(r), NULL);
-    PQclear(r);
-    pgpool_release(f->pg, c, rc == AUTO_EUNAVAIL);
-    return rc;
+    return auto_pg_exec(f->pg, f->acquire_ms > 0 ? f->acquire_ms : 5000,
+                        "files", sql, n, params, res);
 }
 
 void auto_files_invalid(struct httpd_req *r, const char *field,
@@ -247,6 +222,8 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind,
     struct upload *u = cls;
 
     (void)kind, (void)te;
+    if (!key)                          /* a part without a usable */
+        key = "";                      /* Content-Disposition name */
     if (u->part == 2)
         return MHD_YES;
     if (u->part == 0) {
@@ -438,22 +415,16 @@ static void up_end(struct httpd_req *r, void *ctx, enum httpd_stream_end how)
 
 /* ---- reads ------------------------------------------------------------- */
 
-static void h_list(struct httpd_req *r, void *arg)
+void auto_files_list(struct httpd_req *r, struct auto_files *f,
+                     const char *sql, const char *key, const char *what)
 {
-    static const char sql[] =
-        "SELECT coalesce(json_agg(automation.file_json(f) ORDER BY f.id DESC),"
-        " '[]') FROM (SELECT * FROM automation.files"
-        " WHERE ($1::text IS NULL OR owner_id = $1)"
-        " AND ($2::bigint IS NULL OR id < $2)"
-        " ORDER BY id DESC LIMIT $3) f";
-    struct auto_files *f = arg;
     struct auto_identity who;
     const char *params[3];
     char cur[32], lim[16];
     int limit;
     long long cursor;
     PGresult *res;
-    json_t *files, *next = json_null();
+    json_t *list, *next = json_null();
     enum auto_res rc;
 
     if (auto_identity_require(f->auth, r, &who) != 0 ||
@@ -466,24 +437,36 @@ static void h_list(struct httpd_req *r, void *arg)
     params[2] = lim;
     rc = auto_files_sql(f, sql, 3, params, &res);
     if (rc != AUTO_OK) {
-        auto_files_fail(r, rc, "file");
+        auto_files_fail(r, rc, what);
         return;
     }
-    files = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+    list = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
     PQclear(res);
-    if (!files) {
-        httpd_error(r, 500, "internal_error", "file store error");
+    if (!list) {
+        httpd_error(r, 500, "internal_error", "%s store error", what);
         return;
     }
-    if (json_array_size(files) == (size_t)limit) {
-        json_t *last = json_array_get(files, json_array_size(files) - 1);
+    if (json_array_size(list) == (size_t)limit) {
+        json_t *last = json_array_get(list, json_array_size(list) - 1);
 
         snprintf(cur, sizeof cur, "%" JSON_INTEGER_FORMAT,
                  json_integer_value(json_object_get(last, "id")));
         next = json_string(cur);
     }
-    httpd_reply_json(r, 200, json_pack("{soso}", "files", files,
+    httpd_reply_json(r, 200, json_pack("{soso}", key, list,
                                        "next_cursor", next));
+}
+
+static void h_list(struct httpd_req *r, void *arg)
+{
+    static const char sql[] =
+        "SELECT coalesce(json_agg(automation.file_json(f) ORDER BY f.id DESC),"
+        " '[]') FROM (SELECT * FROM automation.files"
+        " WHERE ($1::text IS NULL OR owner_id = $1)"
+        " AND ($2::bigint IS NULL OR id < $2)"
+        " ORDER BY id DESC LIMIT $3) f";
+
+    auto_files_list(r, arg, sql, "files", "file");
 }
 
 /* The caller's file row (admins: any); NULL after answering. */

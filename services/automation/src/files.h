@@ -65,6 +65,17 @@ long long auto_files_path_id(struct httpd_req *r, const char *what);
  * answering 422. */
 int auto_files_page(struct httpd_req *r, int *limit, long long *cursor);
 
+/*
+ * Answers a list request: one page of `sql` as {"<key>": [...],
+ * "next_cursor": "<id>"|null}, newest first. sql takes $1 the owner
+ * (NULL for an admin: everyone's), $2 the cursor (NULL: from the
+ * newest; else ids below it) and $3 the limit, and returns one row with
+ * one JSON array of objects that carry "id". `what` names the object in
+ * errors ("file", "dataset").
+ */
+void auto_files_list(struct httpd_req *r, struct auto_files *f,
+                     const char *sql, const char *key, const char *what);
+
 /* 422 validation_failed naming `field`. */
 void auto_files_invalid(struct httpd_req *r, const char *field,
                         const char *why);

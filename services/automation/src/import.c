@@ -258,6 +258,15 @@ static void mark_failed(struct auto_files *f, long long ds, const char *why,
     free(cj);
 }
 
+/*
+ * 1 when imp_read's fatal error `err` is about the data ("line N: ..."),
+ * so a retry cannot fix it; 0 for I/O errors and out of memory.
+ */
+int imp_malformed(const char *err)
+{
+    return strncmp(err, "line ", 5) == 0 && !strstr(err, "out of memory");
+}
+
 /* "line 3: why; line 9: why; ..." from the first bad records. */
 static void error_lines(json_t *errors, char *out, size_t len)
 {
@@ -368,11 +377,16 @@ enum auto_outcome auto_import_run(struct auto_job_ctx *ctx,
             snprintf(err, sizeof err, "%s", j.fatal);
         auto_job_set_error(ctx, "dataset %lld: %s", ds, err);
         mark_failed(f, ds, err, &j);
+        /* a malformed file stays malformed: no retries (I/O errors and
+         * out of memory may pass, so they are retried) */
+        if (j.fatal[0] || imp_malformed(err))
+            out = AUTO_JOB_FAIL_PERMANENT;
         goto cleanup;
     }
     if (j.ncols == 0) {
         auto_job_set_error(ctx, "dataset %lld: the file has no columns", ds);
         mark_failed(f, ds, "the file has no columns", &j);
+        out = AUTO_JOB_FAIL_PERMANENT;
         goto cleanup;
     }
     if (j.bad > 0 && (double)j.bad > max_rate * (double)(j.rows + j.bad)) {
@@ -382,6 +396,7 @@ enum auto_outcome auto_import_run(struct auto_job_ctx *ctx,
                  (unsigned long long)(j.rows + j.bad), max_rate * 100, lines);
         auto_job_set_error(ctx, "dataset %lld: %s", ds, err);
         mark_failed(f, ds, err, &j);
+        out = AUTO_JOB_FAIL_PERMANENT;
         goto cleanup;
     }
     j.types = calloc(j.ncols, sizeof *j.types);

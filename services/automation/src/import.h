@@ -69,6 +69,10 @@ int imp_read(int fd, const struct imp_read_opts *o,
              const struct imp_sink *sink, void *arg, char *err,
              size_t errlen);
 
+/* 1 when imp_read's error `err` is about the data ("line N: ..."; a
+ * retry cannot fix it), 0 for I/O errors and out of memory (import.c). */
+int imp_malformed(const char *err);
+
 /* Sniffs the format from the first bytes (after a BOM and blanks): '['
  * JSON array, '{' NDJSON, else CSV; and the CSV delimiter from the first
  * line (most of , ; tab |; ties go to ','). */

@@ -90,7 +90,9 @@ static int rb_set(struct rowbuf *b, size_t i, const void *p, size_t len,
 static const struct imp_field *rb_fields(struct rowbuf *b)
 {
     for (size_t i = 0; i < b->n; i++) {
-        b->fields[i].p = b->isnull[i] ? NULL : b->data + b->off[i];
+        /* data is still NULL when every field so far is empty */
+        b->fields[i].p = b->isnull[i] ? NULL
+                         : b->data ? b->data + b->off[i] : "";
         b->fields[i].len = b->flen[i];
         b->fields[i].kind = b->kind[i];
     }

@@ -12,6 +12,7 @@
 #include <curl/curl.h>
 
 #include "auto.h"
+#include "egress.h"
 #include "workflows.h"
 #include "files.h"
 
@@ -232,7 +233,8 @@ static enum auto_outcome http_run(struct auto_job_ctx *ctx,
     json_t *t = json_object_get(args, "timeout_ms");
     struct curl_slist *hl = NULL;
     struct http_buf buf = {0};
-    char *payload = NULL, line[1024];
+    struct auto_egress eg = {0};
+    char *payload = NULL, line[1024], why[320];
     enum auto_outcome out = AUTO_JOB_FAIL;
     const char *k;
     json_t *v;
@@ -243,6 +245,10 @@ static enum auto_outcome http_run(struct auto_job_ctx *ctx,
     buf.data = malloc(HTTP_BODY_KEEP);
     if (!c || !buf.data) {
         auto_job_set_error(ctx, "out of memory");
+        goto cleanup;
+    }
+    if (auto_egress_apply(&eg, c, url, why, sizeof why) != 0) {
+        auto_job_set_error(ctx, "egress refused: %s", why);
         goto cleanup;
     }
     json_object_foreach(headers, k, v) {
@@ -281,6 +287,10 @@ static enum auto_outcome http_run(struct auto_job_ctx *ctx,
         out = stop ? (enum auto_outcome)stop : AUTO_JOB_ABORTED;
         goto cleanup;
     }
+    if (cc != CURLE_OK && eg.refused[0]) {
+        auto_job_set_error(ctx, "egress refused: %s", eg.refused);
+        goto cleanup;
+    }
     if (cc != CURLE_OK) {
         auto_job_set_error(ctx, "request failed: %s", curl_easy_strerror(cc));
         goto cleanup;
@@ -304,6 +314,7 @@ static enum auto_outcome http_run(struct auto_job_ctx *ctx,
 cleanup:
     if (c)
         curl_easy_cleanup(c);
+    auto_egress_release(&eg);
     curl_slist_free_all(hl);
     free(payload);
     free(buf.data);

@@ -3,17 +3,16 @@
  * API. SIGTERM: stop claiming, drain HTTP and running jobs side by side
  * (both bounded by DRAIN_S), release what is left, exit 0.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
 
 #include "auto.h"
+#include "egress.h"
 #include "workflows.h"
 #include "files.h"
 #include "config/config.h"
@@ -35,6 +34,8 @@ struct settings {
     int sched_max_wait_ms, sched_grace_ms, sse_keepalive_s;
     long files_max_bytes;              /* files (files.h) */
     double import_max_error_rate;
+    const char *http_allow_hosts;      /* egress (egress.h) */
+    int http_allow_private;
 };
 
 struct deps {
@@ -79,6 +80,8 @@ static void read_settings(struct cfg *c, struct settings *s)
     s->import_max_error_rate = cfg_double(c, "IMPORT_MAX_ERROR_RATE",
                                           AUTO_IMPORT_MAX_ERROR_RATE_DEFAULT,
                                           0, 1);
+    s->http_allow_hosts = cfg_str(c, "HTTP_JOB_ALLOW_HOSTS", "");
+    s->http_allow_private = cfg_bool(c, "HTTP_JOB_ALLOW_PRIVATE", 0);
     if (log_level_parse(s->log_level) < 0)
         cfg_fail(c, "LOG_LEVEL", "must be debug, info, warn or error");
     if (s->heartbeat_s >= s->lease_s)
@@ -91,26 +94,6 @@ static void read_settings(struct cfg *c, struct settings *s)
         cfg_fail(c, "JWT_PUBLIC_KEY_FILE",
                  "set it, JWT_SECRET or INTERNAL_TOKEN to authenticate "
                  "callers");
-}
-
-/* mkdir -p; 0 or -1. */
-static int make_dirs(const char *path)
-{
-    char buf[4096];
-    size_t n = strlen(path);
-
-    if (n == 0 || n >= sizeof buf)
-        return -1;
-    memcpy(buf, path, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (buf[i] != '/' && buf[i] != '\0')
-            continue;
-        buf[i] = '\0';
-        if (mkdir(buf, 0750) != 0 && errno != EEXIST)
-            return -1;
-        buf[i] = i < n ? '/' : '\0';
-    }
-    return 0;
 }
 
 static char *read_file(const char *path, size_t *len)
@@ -224,7 +207,7 @@ int main(void)
         return 2;
     log_init(SERVICE, s.log_level);
     keys = load_keys(&s);
-    if (make_dirs(s.storage_dir) != 0) {
+    if (auto_storage_mkdir_p(s.storage_dir) != 0) {
         fprintf(stderr, SERVICE ": config: STORAGE_DIR: cannot create %s\n",
                 s.storage_dir);
         return 2;
@@ -269,6 +252,8 @@ int main(void)
     po.on_job = auto_events_on_job;
     po.on_job_arg = events;
     auto_steps_init(s.platform_url, s.internal_token);
+    if (auto_egress_init(s.http_allow_hosts, s.http_allow_private) != 0)
+        goto cleanup;
     wfapi.pg = d.pg;
     wfapi.auth = &auth;
     wfapi.events = events;
@@ -319,6 +304,7 @@ cleanup:
     auto_storage_free(files.storage);
     auto_events_free(events);   /* after the pool: its hook emits */
     auto_steps_cleanup();
+    auto_egress_cleanup();
     if (srv)
         httpd_free(srv);
     if (d.pg)

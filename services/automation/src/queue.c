@@ -23,6 +23,8 @@ void auto_queue_init(struct auto_queue *q, struct pgpool *pg, int lease_s,
     q->retry_base_ms = retry_base_ms;
     q->retry_max_ms = retry_max_ms;
     q->acquire_ms = 5000;
+    q->kick = NULL;
+    q->kick_arg = NULL;
 }
 
 void auto_job_cleanup(struct auto_job *j)
@@ -117,17 +119,42 @@ static enum auto_res one_json(struct auto_queue *q, const char *sql, int n,
     return rc;
 }
 
+/*
+ * NOTIFY automation_jobs 'job' after a durable enqueue. Its own
+ * transaction commits with synchronous_commit off: it has nothing to keep
+ * (the job is already durable), so it holds the notify lock only for
+ * moments. Best effort: idle workers also poll (POLL_MS).
+ */
+static void wake(struct auto_queue *q)
+{
+    static const char *sql =
+        "SELECT pg_notify('" AUTO_NOTIFY_CHANNEL "', 'job')"
+        " FROM (SELECT set_config('synchronous_commit', 'off', true)) s";
+    PGresult *r;
+
+    if (run(q, sql, 0, NULL, &r) == AUTO_OK)
+        PQclear(r);
+}
+
 enum auto_res auto_queue_enqueue(struct auto_queue *q,
                                  const struct auto_enqueue *in,
                                  json_t **job_out, int *created)
 {
+    /*
+     * automation.notify = off (this transaction only) keeps the insert
+     * trigger from NOTIFYing: PostgreSQL serialises the commits of
+     * notifying transactions on one lock held through their WAL flush, so
+     * durable enqueues that NOTIFY cannot share an fsync (group commit).
+     * The wake-up is sent after the commit instead (wake() below).
+     */
     static const char *ins =
         "INSERT INTO automation.jobs AS j (type, args, priority, run_at,"
         " max_attempts, idempotency_key, owner_id, state)"
-        " VALUES ($1, $2::jsonb, $3::smallint,"
+        " SELECT $1, $2::jsonb, $3::smallint,"
         " COALESCE($4::timestamptz, now()), $5::int, $6, $7,"
         " CASE WHEN $4::timestamptz > now() THEN 'scheduled'"
-        " ELSE 'available' END)"
+        " ELSE 'available' END"
+        " FROM (SELECT set_config('automation.notify', 'off', true)) quiet"
         " ON CONFLICT (owner_id, idempotency_key)"
         " WHERE idempotency_key IS NOT NULL DO NOTHING"
         " RETURNING " JOB_JSON;
@@ -136,6 +163,7 @@ enum auto_res auto_queue_enqueue(struct auto_queue *q,
         " WHERE owner_id = $1 AND idempotency_key = $2";
     char prio[16], maxa[16];
     char *args = json_dumps(in->args, JSON_COMPACT);
+    const char *st;
     enum auto_res rc;
 
     *job_out = NULL;
@@ -150,6 +178,12 @@ enum auto_res auto_queue_enqueue(struct auto_queue *q,
     free(args);
     if (rc == AUTO_OK) {
         *created = 1;
+        st = json_string_value(json_object_get(*job_out, "state"));
+        if (st && strcmp(st, "available") == 0) {
+            if (q->kick)
+                q->kick(q->kick_arg);
+            wake(q);
+        }
         return AUTO_OK;
     }
     if (rc != AUTO_ENOTFOUND || !in->idempotency_key)
@@ -165,25 +199,36 @@ enum auto_res auto_queue_claim(struct auto_queue *q, const char *worker_id,
                                int max, struct auto_job *out, size_t *n)
 {
     /*
-     * MATERIALIZED keeps the locking subquery from being inlined and run
+     * MATERIALIZED keeps the locking subqueries from being inlined and run
      * more than once. SKIP LOCKED: concurrent claimers pass over each
      * other's rows instead of queueing behind them; a row another claimer
      * already committed is rechecked (READ COMMITTED) and dropped.
+     * Waiting jobs and expired leases are two scans, each an ordered walk
+     * of its partial index that stops after $2 rows (one OR-ed WHERE made
+     * PostgreSQL read and sort the whole backlog on every claim); rows the
+     * final LIMIT drops are only locked until this statement commits.
      */
     static const char *sql =
-        "WITH next AS MATERIALIZED ("
-        "  SELECT id, state = 'running' AS expired,"
-        "   CASE WHEN state <> 'running' THEN 'running'"
-        "        WHEN cancel_requested THEN 'cancelled'"
-        "        WHEN attempts >= max_attempts THEN 'dead'"
-        "        ELSE 'running' END AS dest"
-        "  FROM automation.jobs"
-        "  WHERE (state IN ('available', 'scheduled', 'retryable')"
-        "         AND run_at <= now())"
-        "     OR (state = 'running' AND lease_expires_at < now())"
-        "  ORDER BY priority, run_at, id"
-        "  LIMIT $2::int"
+        "WITH w AS MATERIALIZED ("
+        "  SELECT id, false AS expired, 'running' AS dest,"
+        "   priority, run_at FROM automation.jobs"
+        "  WHERE state IN ('available', 'scheduled', 'retryable')"
+        "   AND run_at <= now()"
+        "  ORDER BY priority, run_at, id LIMIT $2::int"
         "  FOR UPDATE SKIP LOCKED),"
+        " e AS MATERIALIZED ("
+        "  SELECT id, true AS expired,"
+        "   CASE WHEN cancel_requested THEN 'cancelled'"
+        "        WHEN attempts >= max_attempts THEN 'dead'"
+        "        ELSE 'running' END AS dest,"
+        "   priority, run_at FROM automation.jobs"
+        "  WHERE state = 'running' AND lease_expires_at < now()"
+        "  ORDER BY lease_expires_at LIMIT $2::int"
+        "  FOR UPDATE SKIP LOCKED),"
+        " next AS MATERIALIZED ("
+        "  SELECT id, expired, dest FROM (SELECT * FROM w UNION ALL"
+        "   SELECT * FROM e) x"
+        "  ORDER BY priority, run_at, id LIMIT $2::int),"
         " upd AS ("
         "  UPDATE automation.jobs j SET"
         "   state = n.dest,"
@@ -215,7 +260,7 @@ enum auto_res auto_queue_claim(struct auto_queue *q, const char *worker_id,
     snprintf(maxs, sizeof maxs, "%d", max);
     snprintf(lease, sizeof lease, "%d", q->lease_s);
     const char *p[3] = {worker_id, maxs, lease};
-    rc = run(q, sql, 3, p, &r);
+    rc = auto_queue_run_prepared(q, "auto_claim", sql, 3, p, &r);
     if (rc != AUTO_OK)
         return rc;
     rows = PQntuples(r);

@@ -57,7 +57,7 @@ int auto_storage_new_key(char *buf, size_t len)
     return 0;
 }
 
-static int mkdir_p(const char *path)
+int auto_storage_mkdir_p(const char *path)
 {
     char buf[PATH_MAX_LEN];
     size_t n = strlen(path);
@@ -249,7 +249,8 @@ struct auto_storage *auto_storage_dir_new(const char *root)
             (int)sizeof d->objects ||
         snprintf(d->tmp, sizeof d->tmp, "%s/tmp", root) >=
             (int)sizeof d->tmp ||
-        mkdir_p(d->objects) != 0 || mkdir_p(d->tmp) != 0) {
+        auto_storage_mkdir_p(d->objects) != 0 ||
+        auto_storage_mkdir_p(d->tmp) != 0) {
         log_kv(LOG_LVL_ERROR, NULL, "storage: cannot create directories",
                "root", root, NULL);
         free(d);

@@ -50,6 +50,10 @@ struct auto_storage {
  */
 struct auto_storage *auto_storage_dir_new(const char *root);
 
+/* mkdir -p with mode 0750 (an existing directory is fine); 0, or -1
+ * with errno set. path shorter than 4096 bytes. */
+int auto_storage_mkdir_p(const char *path);
+
 /* Frees the handle (never the stored objects). NULL is fine. */
 void auto_storage_free(struct auto_storage *st);
 

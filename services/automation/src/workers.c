@@ -1,9 +1,18 @@
 /*
- * workers — the worker pool: WORKERS threads that claim one job at a time
- * and run its handler, woken by the LISTEN thread (listener.c) so an idle
- * worker starts a new job within milliseconds on any replica; a
- * maintenance thread that renews leases and samples the queue depth; and
- * the bounded drain on SIGTERM.
+ * workers — the worker pool: WORKERS threads that claim jobs and run their
+ * handlers, woken by the LISTEN thread (listener.c) so an idle worker
+ * starts a new job within milliseconds on any replica; a maintenance
+ * thread that renews leases and samples the queue depth; and the bounded
+ * drain on SIGTERM.
+ *
+ * Hot path (see "Performance" in the README): a worker claims as many
+ * jobs as there are idle workers in one statement and hands the extra
+ * ones to them through a small buffer; successes are stored in batches
+ * (the first finisher writes every success waiting, one UPDATE); the
+ * worker statements run on their own connections with
+ * synchronous_commit = off. A commit lost in a PostgreSQL crash only
+ * makes a job run again (leases already give at-least-once), while
+ * enqueues stay durable on the service's main pool.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,8 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "auto.h"
 #include "log/log.h"
+#include "pool.h"
 
 static void deadline_in(struct timespec *ts, int ms)
 {
@@ -35,44 +44,42 @@ static double mono_now(void)
 
 /* ---- pool --------------------------------------------------------------- */
 
-/*
- * One worker thread. job_id/attempts are written by the worker and read by
- * the maintenance and listener threads (atomics); cancel and lost are set
- * by those threads and read by the handler through auto_job_should_stop.
- */
-struct auto_slot {
-    pthread_t th;
-    int started;
-    char worker_id[AUTO_WORKER_ID_MAX + 16];
-    atomic_llong job_id;       /* 0 when idle */
-    atomic_int attempts;
-    atomic_int cancel;
-    atomic_int lost;
-    struct auto_pool *pool;
-};
-
-struct auto_pool {
-    struct auto_pool_opts o;
-    char *conninfo;
-    char prefix[AUTO_WORKER_ID_MAX];
-    struct auto_waker waker;
-    struct auto_slot *slots;
-    struct auto_listener *listener;
-    pthread_t maint;
-    int maint_started;
-    int started, drained, stuck;
-    atomic_int stop_claiming;
-    atomic_int abort_jobs;
-    pthread_mutex_t mu;        /* guards deadline and maint_stop */
-    pthread_cond_t cv;         /* CLOCK_MONOTONIC; wakes maintenance */
-    double deadline;           /* monotonic; drain bound */
-    int maint_stop;
-    struct metrics_family *m_total, *m_duration, *m_depth, *m_wait;
-};
-
 static const double wait_buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025,
                                       0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
                                       30, 60};
+
+/*
+ * A pool on `conninfo` whose sessions run with synchronous_commit = off
+ * (a libpq URI gets it as the `options` parameter, a key=value string as
+ * a key).
+ */
+static struct pgpool *async_pool(const char *conninfo, int size)
+{
+    size_t len = strlen(conninfo) + 64;
+    char *ci = malloc(len);
+    struct pgpool *pg;
+
+    if (!ci)
+        return NULL;
+    if (strncmp(conninfo, "postgresql://", 13) == 0 ||
+        strncmp(conninfo, "postgres://", 11) == 0)
+        snprintf(ci, len, "%s%coptions=-c%%20synchronous_commit%%3Doff",
+                 conninfo, strchr(conninfo, '?') ? '&' : '?');
+    else
+        snprintf(ci, len, "%s options='-c synchronous_commit=off'",
+                 conninfo);
+    pg = pgpool_new(ci, size, 5);
+    free(ci);
+    return pg;
+}
+
+/* auto_queue's kick: an enqueue on this replica wakes one idle worker. */
+static void kick_local(void *arg)
+{
+    struct auto_pool *p = arg;
+
+    auto_waker_kick(&p->waker, 0);
+}
 
 struct auto_pool *auto_pool_new(const struct auto_pool_opts *o)
 {
@@ -117,6 +124,20 @@ struct auto_pool *auto_pool_new(const struct auto_pool_opts *o)
         snprintf(p->slots[i].worker_id, sizeof p->slots[i].worker_id,
                  "%s%d", p->prefix, i);
     }
+    p->fast_pg = async_pool(o->conninfo, o->workers + 3);
+    if (!p->fast_pg) {
+        free(p->conninfo);
+        free(p->slots);
+        free(p);
+        return NULL;
+    }
+    p->fastq = *o->queue;
+    p->fastq.pg = p->fast_pg;
+    p->fastq.kick = NULL;
+    o->queue->kick = kick_local;
+    o->queue->kick_arg = p;
+    pthread_mutex_init(&p->bmu, NULL);
+    pthread_mutex_init(&p->dmu, NULL);
     auto_waker_init(&p->waker);
     pthread_mutex_init(&p->mu, NULL);
     pthread_condattr_init(&a);
@@ -150,14 +171,6 @@ const char *auto_pool_prefix(const struct auto_pool *p)
     return p->prefix;
 }
 
-static void count(struct auto_pool *p, const char *type, const char *state)
-{
-    const char *lv[2] = {auto_job_type_find(type) ? type : "unknown", state};
-
-    if (p->m_total)
-        metrics_inc_labels(p->m_total, lv, 1);
-}
-
 static void set_cancel(void *arg, long long id)
 {
     struct auto_pool *p = arg;
@@ -165,6 +178,11 @@ static void set_cancel(void *arg, long long id)
     for (int i = 0; i < p->o.workers; i++)
         if (atomic_load(&p->slots[i].job_id) == id)
             atomic_store(&p->slots[i].cancel, 1);
+    pthread_mutex_lock(&p->bmu);
+    for (size_t i = 0; i < p->blen; i++)
+        if (p->buf[i].job.id == id)
+            p->buf[i].cancel = 1;
+    pthread_mutex_unlock(&p->bmu);
 }
 
 static void on_notify(void *arg, const char *payload)
@@ -196,7 +214,7 @@ int auto_job_progress(struct auto_job_ctx *ctx, int pct, const char *msg)
 {
     int cancel = 0;
     enum auto_res rc = auto_queue_progress(ctx->pool->o.queue, ctx->job,
-                                           ctx->slot->worker_id, pct, msg,
+                                           ctx->slot->lock_id, pct, msg,
                                            &cancel);
 
     if (rc == AUTO_ELOST)
@@ -206,20 +224,19 @@ int auto_job_progress(struct auto_job_ctx *ctx, int pct, const char *msg)
     return auto_job_should_stop(ctx) ? -1 : 0;
 }
 
-static void run_job(struct auto_slot *s, struct auto_job *job)
+static void run_job(struct auto_slot *s, struct auto_job *job, int cancel)
 {
     struct auto_pool *p = s->pool;
-    struct auto_queue *q = p->o.queue;
+    struct auto_queue *q = &p->fastq;
     const struct auto_job_type *t = auto_job_type_find(job->type);
     struct auto_job_ctx ctx = {.pool = p, .slot = s, .job = job};
     enum auto_outcome out;
     enum auto_res rc = AUTO_OK;
     const char *state = "succeeded";
-    char ids[32];
     double t0;
     int dead = 0;
 
-    atomic_store(&s->cancel, 0);
+    atomic_store(&s->cancel, cancel);
     atomic_store(&s->lost, 0);
     atomic_store(&s->attempts, job->attempts);
     atomic_store(&s->job_id, job->id);
@@ -237,41 +254,35 @@ static void run_job(struct auto_slot *s, struct auto_job *job)
     }
     switch (out) {
     case AUTO_JOB_OK:
-        rc = auto_queue_complete(q, job, s->worker_id, ctx.result);
+        if (auto_pool_queue_done(p, job, s->lock_id, ctx.result) == 0) {
+            atomic_store(&s->job_id, 0);
+            json_decref(ctx.result);
+            auto_pool_flush_done(p);
+            return;
+        }
+        rc = auto_queue_complete(q, job, s->lock_id, ctx.result);
         break;
     case AUTO_JOB_FAIL:
-        rc = auto_queue_fail(q, job, s->worker_id, ctx.error, &dead);
+        rc = auto_queue_fail(q, job, s->lock_id, ctx.error, &dead);
         state = dead ? "dead" : "retryable";
         break;
+    case AUTO_JOB_FAIL_PERMANENT:
+        rc = auto_queue_fail_permanent(q, job, s->lock_id, ctx.error);
+        state = "dead";
+        break;
     case AUTO_JOB_CANCELLED:
-        rc = auto_queue_cancelled(q, job, s->worker_id);
+        rc = auto_queue_cancelled(q, job, s->lock_id);
         state = "cancelled";
         break;
     case AUTO_JOB_ABORTED:
-        rc = auto_queue_release(q, job, s->worker_id);
+        rc = auto_queue_release(q, job, s->lock_id);
         state = "released";
         break;
     }
-    snprintf(ids, sizeof ids, "%lld", job->id);
-    if (rc == AUTO_OK) {
-        if (out != AUTO_JOB_ABORTED)
-            count(p, job->type, state);
-        if (p->o.on_job)
-            p->o.on_job(p->o.on_job_arg, job,
-                        out == AUTO_JOB_ABORTED ? "available" : state);
-        log_kv(out == AUTO_JOB_FAIL ? LOG_LVL_WARN : LOG_LVL_DEBUG, NULL,
-               "job finished", "job_id", ids, "type", job->type, "state",
-               state, "worker", s->worker_id,
-               out == AUTO_JOB_FAIL ? "error" : NULL, ctx.error, NULL);
-    } else if (rc == AUTO_ELOST) {
-        log_kv(LOG_LVL_WARN, NULL, "job lease lost; outcome discarded",
-               "job_id", ids, "type", job->type, "worker", s->worker_id,
-               NULL);
-    } else {
-        /* The lease will expire and another claim reruns the job. */
-        log_kv(LOG_LVL_ERROR, NULL, "job outcome not recorded", "job_id",
-               ids, "type", job->type, "worker", s->worker_id, NULL);
-    }
+    if (rc == AUTO_OK)
+        auto_pool_recorded(p, job, s->lock_id, out, state, ctx.error);
+    else
+        auto_pool_not_recorded(job, s->lock_id, rc);
     atomic_store(&s->job_id, 0);
     json_decref(ctx.result);
 }
@@ -281,35 +292,30 @@ static void *worker_main(void *arg)
     struct auto_slot *s = arg;
     struct auto_pool *p = s->pool;
 
-    while (!atomic_load(&p->stop_claiming)) {
+    for (;;) {
         unsigned long gen = auto_waker_gen(&p->waker);
         struct auto_job job;
-        size_t n = 0;
-        enum auto_res rc = auto_queue_claim(p->o.queue, s->worker_id, 1,
-                                            &job, &n);
+        int cancel = 0;
 
-        if (rc != AUTO_OK || n == 0) {
+        /* Buffered jobs are claimed (running, leased): they run even while
+         * draining, like jobs already in a handler. */
+        if (auto_pool_take_buffered(p, &job, s->lock_id, sizeof s->lock_id,
+                                    &cancel)) {
+            /* claimed by another worker under its id */
+        } else if (atomic_load(&p->stop_claiming)) {
+            break;
+        } else if (auto_pool_claim(s, &job)) {
+            snprintf(s->lock_id, sizeof s->lock_id, "%s", s->worker_id);
+        } else {
             auto_waker_wait(&p->waker, gen, p->o.poll_ms);
             continue;
         }
-        if (strcmp(job.state, "running") != 0) {
-            /* an expired lease that may not run again */
-            count(p, job.type, job.state);
-            if (p->o.on_job)
-                p->o.on_job(p->o.on_job_arg, &job, job.state);
-            auto_job_cleanup(&job);
-            continue;
-        }
-        if (p->m_wait)
-            metrics_observe_labels(p->m_wait, NULL, job.wait_s);
-        /* More may be waiting (one NOTIFY can stand for many jobs): pass
-         * the baton to one idle worker. */
-        auto_waker_kick(&p->waker, 0);
         if (p->o.on_job)
             p->o.on_job(p->o.on_job_arg, &job, "running");
-        run_job(s, &job);
+        run_job(s, &job, cancel);
         auto_job_cleanup(&job);
     }
+    auto_pool_flush_done(p);
     return NULL;
 }
 
@@ -327,7 +333,13 @@ static void heartbeat(struct auto_pool *p)
             att[n++] = atomic_load(&p->slots[i].attempts);
         }
     }
-    if (auto_queue_heartbeat(p->o.queue, p->prefix, ids, att, n, set_cancel,
+    pthread_mutex_lock(&p->bmu);
+    for (size_t i = 0; i < p->blen && n < 256; i++) {
+        ids[n] = p->buf[i].job.id;
+        att[n++] = p->buf[i].job.attempts;
+    }
+    pthread_mutex_unlock(&p->bmu);
+    if (auto_queue_heartbeat(&p->fastq, p->prefix, ids, att, n, set_cancel,
                              p) != AUTO_OK)
         log_kv(LOG_LVL_WARN, NULL, "lease heartbeat failed", NULL);
 }
@@ -397,12 +409,13 @@ void auto_pool_stop_claiming(struct auto_pool *p)
     auto_waker_kick(&p->waker, 1);
 }
 
-static int busy(struct auto_pool *p)
+static size_t buffered(struct auto_pool *p)
 {
-    int n = 0;
+    size_t n;
 
-    for (int i = 0; i < p->o.workers; i++)
-        n += atomic_load(&p->slots[i].job_id) != 0;
+    pthread_mutex_lock(&p->bmu);
+    n = p->blen;
+    pthread_mutex_unlock(&p->bmu);
     return n;
 }
 
@@ -420,13 +433,13 @@ void auto_pool_drain(struct auto_pool *p)
     pthread_mutex_lock(&p->mu);
     deadline = p->deadline;
     pthread_mutex_unlock(&p->mu);
-    while (busy(p) && mono_now() < deadline) {
+    while ((auto_pool_busy(p) || buffered(p)) && mono_now() < deadline) {
         struct timespec step = {0, 20 * 1000000L};
 
         nanosleep(&step, NULL);
     }
-    snprintf(nb, sizeof nb, "%d", busy(p));
-    if (busy(p))
+    snprintf(nb, sizeof nb, "%d", auto_pool_busy(p));
+    if (auto_pool_busy(p))
         log_kv(LOG_LVL_WARN, NULL, "drain bound reached; releasing jobs",
                "running", nb, NULL);
     atomic_store(&p->abort_jobs, 1);
@@ -444,7 +457,7 @@ void auto_pool_drain(struct auto_pool *p)
     /* Anything a stuck handler still holds goes back to the queue now;
      * its late outcome is refused by the lease guard. */
     if (p->stuck &&
-        auto_queue_release_all(p->o.queue, p->prefix, &released) == AUTO_OK)
+        auto_queue_release_all(&p->fastq, p->prefix, &released) == AUTO_OK)
         log_kv(LOG_LVL_WARN, NULL, "released jobs of stuck workers", NULL);
     if (p->maint_started) {
         pthread_mutex_lock(&p->mu);
@@ -456,6 +469,9 @@ void auto_pool_drain(struct auto_pool *p)
     }
     auto_listener_stop(p->listener);
     p->listener = NULL;
+    /* left by stuck workers: back to the queue */
+    auto_pool_release_buffered(p);
+    auto_pool_flush_done(p);
     log_kv(LOG_LVL_INFO, NULL, "worker pool drained", NULL);
 }
 
@@ -469,6 +485,13 @@ void auto_pool_free(struct auto_pool *p)
         return;  /* a thread may still touch p: leak it, we are exiting */
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->mu);
+    pthread_mutex_destroy(&p->bmu);
+    pthread_mutex_destroy(&p->dmu);
+    pgpool_free(p->fast_pg);
+    if (p->o.queue->kick_arg == p) {
+        p->o.queue->kick = NULL;
+        p->o.queue->kick_arg = NULL;
+    }
     auto_waker_cleanup(&p->waker);
     free(p->slots);
     free(p->conninfo);

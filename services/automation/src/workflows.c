@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "log/log.h"
+#include "pgexec.h"
 #include "workflows.h"
 
 #define LIST_LIMIT_DEFAULT 50
@@ -19,30 +20,14 @@
 #define WF_JSON "automation.workflow_json(w)::text"
 #define OWNER_OK "($2::text IS NULL OR w.owner_id = $2)"
 
+/* The workflows API checks values itself (workflows_check.c) and has
+ * no 422 path for a data exception: it stays AUTO_EDB, a 500. */
 static enum auto_res sql_run(struct pgpool *pg, const char *sql, int n,
                              const char *const *p, PGresult **res)
 {
-    PGconn *c = pgpool_acquire(pg, 5000);
-    PGresult *r;
-    ExecStatusType st;
-    enum auto_res rc;
+    enum auto_res rc = auto_pg_exec(pg, 5000, "workflow", sql, n, p, res);
 
-    *res = NULL;
-    if (!c)
-        return AUTO_EUNAVAIL;
-    r = PQexecParams(c, sql, n, NULL, p, NULL, NULL, 0);
-    st = PQresultStatus(r);
-    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
-        pgpool_release(pg, c, 0);
-        *res = r;
-        return AUTO_OK;
-    }
-    rc = pgpool_is_unavailable(c, r) ? AUTO_EUNAVAIL : AUTO_EDB;
-    log_kv(LOG_LVL_ERROR, NULL, "workflow statement failed", "error",
-           PQresultErrorMessage(r), NULL);
-    PQclear(r);
-    pgpool_release(pg, c, rc == AUTO_EUNAVAIL);
-    return rc;
+    return rc == AUTO_EINVAL ? AUTO_EDB : rc;
 }
 
 /* Row 0 column 0 as JSON; ENOTFOUND without rows. */

@@ -8,6 +8,7 @@
 
 #include <check.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "../src/auto.h"
@@ -78,6 +79,39 @@ static inline void auto_test_sleep_ms(long ms)
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
 
     nanosleep(&ts, NULL);
+}
+
+/* A response body caught by auto_test_collect (a libcurl write callback;
+ * bytes past the buffer are dropped, the transfer goes on). Big: make it
+ * static or heap, not a stack variable. */
+struct auto_test_buf {
+    char data[1 << 20];
+    size_t len;
+};
+
+static inline size_t auto_test_collect(char *p, size_t sz, size_t n,
+                                       void *arg)
+{
+    struct auto_test_buf *b = arg;
+    size_t len = sz * n;
+
+    if (b->len + len < sizeof b->data) {
+        memcpy(b->data + b->len, p, len);
+        b->len += len;
+    }
+    return len;
+}
+
+/* Runs one suite; the process exit status (0: every test passed). */
+static inline int auto_test_run(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
 }
 
 #endif

@@ -94,27 +94,10 @@ static void teardown(void)
     curl_global_cleanup();
 }
 
-struct buf {
-    char data[1 << 20];
-    size_t len;
-};
-
-static size_t collect(char *p, size_t sz, size_t n, void *arg)
-{
-    struct buf *b = arg;
-    size_t len = sz * n;
-
-    if (b->len + len < sizeof b->data) {
-        memcpy(b->data + b->len, p, len);
-        b->len += len;
-    }
-    return len;
-}
-
 /* One request as `user`; body (len bytes) posted raw unless mime. */
 static long req(const char *method, const char *path, const char *user,
                 const char *body, size_t len, curl_mime *(*mime)(CURL *),
-                struct buf *out)
+                struct auto_test_buf *out)
 {
     CURL *c = curl_easy_init();
     struct curl_slist *hl = NULL;
@@ -140,7 +123,7 @@ static long req(const char *method, const char *path, const char *user,
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, auto_test_collect);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
     if (curl_easy_perform(c) == CURLE_OK)
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
@@ -200,7 +183,7 @@ END_TEST
 
 START_TEST(test_upload_raw_list_download)
 {
-    static struct buf b;
+    static struct auto_test_buf b;
     static char data[150000];
     char hex[65], path[128];
     json_t *j;
@@ -271,7 +254,7 @@ static curl_mime *no_file(CURL *c)
 
 START_TEST(test_upload_multipart)
 {
-    static struct buf b;
+    static struct auto_test_buf b;
     char hex[65];
     json_t *j;
 
@@ -295,7 +278,7 @@ END_TEST
 
 START_TEST(test_too_large_leaves_nothing)
 {
-    static struct buf b;
+    static struct auto_test_buf b;
     static char data[LIMIT + 1];
 
     memset(data, 'x', sizeof data);
@@ -316,8 +299,6 @@ int main(void)
 {
     Suite *s = suite_create("automation_files");
     TCase *tc = tcase_create("files");
-    SRunner *sr;
-    int failed;
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 30);
@@ -326,9 +307,5 @@ int main(void)
     tcase_add_test(tc, test_upload_multipart);
     tcase_add_test(tc, test_too_large_leaves_nothing);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return auto_test_run(s);
 }

@@ -314,6 +314,41 @@ START_TEST(test_import_errors)
 }
 END_TEST
 
+/* Malformed data fails for good: dead after one attempt of five. */
+START_TEST(test_import_malformed_not_retried)
+{
+    json_t *args = json_pack("{sI}", "file_id", (json_int_t)upload(
+                                 "q.csv", "a,b\n1,\"unterminated\n2,3\n"));
+    struct auto_enqueue in = {.type = "import_file", .args = args,
+                              .priority = 2, .max_attempts = 5,
+                              .owner_id = "u1"};
+    json_t *job = NULL;
+    int created;
+    long long id;
+    double until = auto_test_now() + 20;
+
+    ck_assert_int_eq(auto_queue_enqueue(&q, &in, &job, &created), AUTO_OK);
+    id = json_integer_value(json_object_get(job, "id"));
+    json_decref(args);
+    for (;;) {
+        const char *state;
+
+        json_decref(job);
+        ck_assert_int_eq(auto_queue_get(&q, id, NULL, &job), AUTO_OK);
+        state = json_string_value(json_object_get(job, "state"));
+        if (strcmp(state, "dead") == 0)
+            break;
+        ck_assert_msg(strcmp(state, "retryable") != 0, "malformed was retried");
+        ck_assert_msg(auto_test_now() < until, "import stuck in %s", state);
+        auto_test_sleep_ms(20);
+    }
+    ck_assert_int_eq(json_integer_value(json_object_get(job, "attempts")), 1);
+    ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(
+                              job, "last_error")), "not terminated"));
+    json_decref(job);
+}
+END_TEST
+
 START_TEST(test_import_ndjson)
 {
     json_t *job = import(upload("e.ndjson",
@@ -345,6 +380,7 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_import_csv_and_rows);
     tcase_add_test(tc, test_import_errors);
+    tcase_add_test(tc, test_import_malformed_not_retried);
     tcase_add_test(tc, test_import_ndjson);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);

@@ -5,6 +5,7 @@
 #include <curl/curl.h>
 
 #include "auto_test.h"
+#include "../src/egress.h"
 
 static struct pgpool *pg;
 static struct auto_queue q;
@@ -36,6 +37,8 @@ static void setup(void)
                                 .replica_id = "types"};
 
     pg = auto_test_pg(8);
+    /* the test upstream listens on loopback */
+    ck_assert_int_eq(auto_egress_init("127.0.0.1", 0), 0);
     auto_queue_init(&q, pg, 30, 10, 100);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     httpd_opts_init(&o, "automation-test");
@@ -59,6 +62,7 @@ static void teardown(void)
     auto_pool_free(pool);
     httpd_free(srv);
     pgpool_free(pg);
+    auto_egress_cleanup();
     curl_global_cleanup();
 }
 
@@ -195,6 +199,29 @@ START_TEST(test_http)
 }
 END_TEST
 
+/* Without the allow-list a loopback target never gets a request. */
+START_TEST(test_http_egress_refused)
+{
+    char url[128];
+    json_t *j;
+
+    ck_assert_int_eq(auto_egress_init("", 0), 0);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/echo", port);
+    j = run("http", json_pack("{ss}", "url", url), 1);
+    ck_assert_str_eq(jstr(j, "state"), "dead");
+    ck_assert_str_eq(jstr(j, "last_error"),
+                     "egress refused: 127.0.0.1 is a loopback address; set "
+                     "HTTP_JOB_ALLOW_HOSTS to allow it");
+    json_decref(j);
+    snprintf(url, sizeof url, "http://localhost:%d/echo", port);
+    j = run("http", json_pack("{ss}", "url", url), 1);
+    ck_assert_str_eq(jstr(j, "state"), "dead");
+    ck_assert_ptr_nonnull(strstr(jstr(j, "last_error"),
+                                 "localhost resolves to a loopback"));
+    json_decref(j);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("automation_job_types");
@@ -205,17 +232,12 @@ static Suite *suite(void)
     tcase_add_test(tc, test_checks);
     tcase_add_test(tc, test_noop_sleep_fail);
     tcase_add_test(tc, test_http);
+    tcase_add_test(tc, test_http_egress_refused);
     suite_add_tcase(s, tc);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return auto_test_run(suite());
 }

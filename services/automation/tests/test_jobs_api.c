@@ -56,30 +56,13 @@ static void teardown(void)
     curl_global_cleanup();
 }
 
-struct buf {
-    char data[65536];
-    size_t len;
-};
-
-static size_t collect(char *p, size_t sz, size_t n, void *arg)
-{
-    struct buf *b = arg;
-    size_t len = sz * n;
-
-    if (b->len + len < sizeof b->data) {
-        memcpy(b->data + b->len, p, len);
-        b->len += len;
-    }
-    return len;
-}
-
 /* Sends a request as `user` ("" none, "admin" with role admin, a user
  * id via the gateway headers, or "bearer:<token>"). Returns the JSON
  * body (caller decrefs) and the status in *status. */
 static json_t *req(const char *method, const char *path, const char *user,
                    const char *body, long *status)
 {
-    static struct buf b;
+    static struct auto_test_buf b;
     char url[256], h[512];
     struct curl_slist *hl = NULL;
     CURL *c = curl_easy_init();
@@ -103,7 +86,7 @@ static json_t *req(const char *method, const char *path, const char *user,
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
     if (body)
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, auto_test_collect);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
     ck_assert_int_eq(curl_easy_perform(c), CURLE_OK);
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
@@ -370,11 +353,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return auto_test_run(suite());
 }

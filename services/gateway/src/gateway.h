@@ -69,11 +69,11 @@ void gw_cleanup(struct gw *g);
 struct gw_serve_opts {
     const char *host;        /* bind address */
     int port;                /* 0 picks a free port (gw_serve_port) */
-    int threads;             /* MHD epoll pool size, 0 = number of cores */
+    int threads;             /* engine threads, 0 = number of cores */
     unsigned conn_timeout_s; /* idle client timeout, 0 = 60 */
     unsigned max_conns;      /* 0 = 16384 */
     unsigned drain_s;        /* SIGTERM drain bound, 0 = 25 */
-    size_t max_header_bytes; /* request line + headers, 0 = 16384 */
+    size_t max_header_bytes; /* request line + headers, 0 = 8192 */
     unsigned max_headers;    /* header count, 0 = 100 */
 };
 

@@ -36,6 +36,7 @@ struct settings {
     long max_header_bytes;
     long max_headers;
     long upstream_conns;
+    long drain_s;
     const char *admin_token;
     const char *redis_url;
     const char *rl_fail;
@@ -62,9 +63,10 @@ static void read_settings(struct cfg *c, struct settings *s)
     s->idle_timeout_s = cfg_int(c, "CLIENT_IDLE_TIMEOUT_S", 60, 1, 3600);
     s->max_conns = cfg_int(c, "MAX_CONNECTIONS", 16384, 1, 1000000);
     s->max_header_bytes =
-        cfg_int(c, "MAX_HEADER_BYTES", 16384, 4096, 1L << 20);
+        cfg_int(c, "MAX_HEADER_BYTES", 8192, 4096, 1L << 20);
     s->max_headers = cfg_int(c, "MAX_HEADERS", 100, 8, 1000);
     s->upstream_conns = cfg_int(c, "UPSTREAM_MAX_HOST_CONNS", 256, 1, 65536);
+    s->drain_s = cfg_int(c, "DRAIN_S", 25, 1, 3600);
     s->redis_url = cfg_str(c, "REDIS_URL", "");
     s->rl_fail = cfg_str(c, "RATE_LIMIT_FAIL", "open");
     s->rl_timeout_ms = cfg_int(c, "RATE_LIMIT_TIMEOUT_MS", 50, 1, 5000);
@@ -165,6 +167,7 @@ int main(void)
     so.max_conns = (unsigned)s.max_conns;
     so.max_header_bytes = (size_t)s.max_header_bytes;
     so.max_headers = (unsigned)s.max_headers;
+    so.drain_s = (unsigned)s.drain_s;
     if (gw_serve_start(&g, &so) != 0) {
         log_error(NULL, "cannot start the HTTP server on %s:%ld", s.host,
                   s.port);

@@ -29,6 +29,7 @@
 #define GW_PROXY_H
 
 #include <curl/curl.h>
+#include <microhttpd.h>
 #include <stddef.h>
 
 #include "routes.h"
@@ -93,14 +94,38 @@ struct gw_proxy_opts {
 };
 
 /*
- * New engine: a libcurl multi handle and the thread that runs it. Calls
- * curl_global_init and blocks SIGTERM/SIGINT/SIGHUP in the calling thread
- * before starting its thread (so only gw_serve_run's sigwait sees them):
- * create it from main before other threads start. NULL on failure.
+ * New engine: a libcurl multi handle (its thread starts in
+ * gw_proxy_attach). Calls curl_global_init and blocks SIGTERM/SIGINT/
+ * SIGHUP in the calling thread (so only gw_serve_run's sigwait sees them
+ * in the threads started later): create it from main before other
+ * threads start. NULL on failure.
  */
 struct gw_proxy *gw_proxy_new(const struct gw_proxy_opts *o);
 
-/* Stops the thread (cancelling what is still running) and frees. */
+/*
+ * Starts one engine thread per daemon: engine i (the first is `p`, the
+ * others are created like it) drives daemons[i], an MHD daemon started
+ * with MHD_USE_EPOLL and no internal thread, together with its own curl
+ * multi in one epoll loop. A request's MHD side and upstream side thus
+ * run on one thread: no hand-over between threads. Health checks run on
+ * the first engine. 0, or -1 (the caller then stops the daemons itself
+ * after gw_proxy_halt).
+ */
+int gw_proxy_attach(struct gw_proxy *p, struct MHD_Daemon **daemons,
+                    int n);
+
+/* Each engine aborts its transfers, stops its daemon (on its own
+ * thread) and exits; joins them. Idempotent. */
+void gw_proxy_halt(struct gw_proxy *p);
+
+/* Quiesces every engine's daemon on its thread (waits up to 5 s);
+ * returns the listen socket they shared, or MHD_INVALID_SOCKET. */
+MHD_socket gw_proxy_quiesce(struct gw_proxy *p);
+
+/* The engine whose thread calls this, NULL on other threads. */
+struct gw_proxy *gw_proxy_current(void);
+
+/* Halts the threads, cancels what is still running, frees all engines. */
 void gw_proxy_free(struct gw_proxy *p);
 
 /* The X-Internal-Token value to send, or NULL. */
@@ -123,6 +148,14 @@ struct gw_pools;
 /* The pools whose active health checks the curl thread runs (NULL: none).
  * The pools must outlive the engine. Any thread. */
 void gw_proxy_set_pools(struct gw_proxy *p, struct gw_pools *ps);
+
+/*
+ * Drain's last step: aborts every running transfer (waking the MHD
+ * connections that wait on one, so none stays suspended) and finishes
+ * any later one at once. The thread keeps running until gw_proxy_free.
+ * Any thread.
+ */
+void gw_proxy_close(struct gw_proxy *p);
 
 /* Transfers currently in the multi handle (tests, drain). */
 long gw_proxy_active(const struct gw_proxy *p);

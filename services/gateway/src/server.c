@@ -9,11 +9,17 @@
  * helpers (error shape, X-Request-Id, identity) work unchanged on it;
  * `shim` stands in for the httpd server those helpers look at (only its
  * draining flag is read).
+ *
+ * This file: the daemons, the access handler's dispatch, the completion
+ * callback (access log, metrics, cancel), start / stop / drain. A
+ * request's phases are in server_request.c, its answer in
+ * server_respond.c (server_int.h).
  */
 #include "gateway.h"
 #include "admin.h"
 #include "edge.h"
 
+#include <fcntl.h>
 #include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
@@ -26,23 +32,16 @@
 
 #include "log/log.h"
 #include "metrics/metrics.h"
+#include "server_int.h"
 #include "xfer.h"
 
-#define GW_BLOCK 32768
+/* MHD's per-connection pool holds the request head and then the
+ * response head; it is allocated whole (and zeroed) per connection, so
+ * it is most of what an idle keep-alive connection costs. The headroom
+ * over MAX_HEADER_BYTES is for the parsed header list and the response
+ * status line + headers. */
+#define GW_POOL_HEADROOM 4096
 #define GW_COLOR_BLUE "blue"
-
-struct gw_server {
-    struct httpd_server shim;
-    struct MHD_Daemon *daemon;
-    struct gw_serve_opts opts;
-    int port;
-    MHD_socket quiesced;
-    atomic_long inflight;
-    struct metrics_family *m_requests;
-    struct metrics_family *m_duration;
-    struct metrics_family *m_http_requests; /* shared with every service */
-    struct metrics_family *m_http_duration;
-};
 
 void gw_serve_opts_init(struct gw_serve_opts *o)
 {
@@ -51,49 +50,21 @@ void gw_serve_opts_init(struct gw_serve_opts *o)
     o->port = 8080;
 }
 
-void gw_xfer_retain(struct gw_xfer *x)
-{
-    atomic_fetch_add_explicit(&x->refs, 1, memory_order_relaxed);
-}
-
-void gw_xfer_release(struct gw_xfer *x)
-{
-    size_t i;
-
-    if (x == NULL ||
-        atomic_fetch_sub_explicit(&x->refs, 1, memory_order_acq_rel) != 1)
-        return;
-    if (x->easy != NULL)
-        curl_easy_cleanup(x->easy);
-    if (x->tgt != NULL)
-        gw_target_done(x->tgt, -1, httpd_now());
-    free(x->admin_body);
-    for (i = 0; i < x->nresp_hdrs; i++)
-        free(x->resp_hdrs[i]);
-    free(x->resp_hdrs);
-    gw_ring_free(&x->up);
-    gw_ring_free(&x->down);
-    curl_slist_free_all(x->req_headers);
-    free(x->path_query);
-    httpd_req_free_resp_headers(&x->st.r);
-    free((char *)x->st.r.method);
-    free((char *)x->st.r.path);
-    gw_routes_release(x->routes);
-    pthread_mutex_destroy(&x->mu);
-    free(x);
-}
-
 static struct gw_xfer *xfer_new(struct gw *g, struct MHD_Connection *conn,
                                 const char *url, const char *method)
 {
     struct gw_xfer *x = calloc(1, sizeof(*x));
+    const union MHD_ConnectionInfo *ci;
 
     if (x == NULL)
         return NULL;
+    ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    x->client_fd = ci != NULL ? ci->connect_fd : -1;
     atomic_init(&x->refs, 1);
     pthread_mutex_init(&x->mu, NULL);
     x->g = g;
     x->conn = conn;
+    x->eng = gw_proxy_current();
     x->color = GW_COLOR_BLUE;
     x->tag.kind = GW_EASY_XFER;
     x->tag.obj = x;
@@ -112,436 +83,6 @@ static struct gw_xfer *xfer_new(struct gw *g, struct MHD_Connection *conn,
     return x;
 }
 
-/* Client headers / query args gathered for the pure proxy layer. */
-struct kv_vec {
-    struct gw_header *v;
-    size_t n, cap;
-};
-
-static enum MHD_Result collect(void *cls, enum MHD_ValueKind kind,
-                               const char *key, const char *value)
-{
-    struct kv_vec *h = cls;
-
-    (void)kind;
-    if (key == NULL)
-        return MHD_YES;
-    if (h->n == h->cap) {
-        struct gw_header *nv;
-
-        h->cap = h->cap ? h->cap * 2 : 32;
-        nv = realloc(h->v, h->cap * sizeof(*nv));
-        if (nv == NULL) {
-            fputs("gateway: out of memory\n", stderr);
-            abort();
-        }
-        h->v = nv;
-    }
-    h->v[h->n].name = key;
-    h->v[h->n].value = value;
-    h->n++;
-    return MHD_YES;
-}
-
-/* Upstream path + query and header lines. 0, or -1 (answered). */
-static int prepare(struct gw *g, struct gw_xfer *x,
-                   const struct tok_claims *claims)
-{
-    struct httpd_req *r = &x->st.r;
-    struct kv_vec in = {0}, args = {0};
-    struct gw_fwd fwd;
-    size_t pathlen = strlen(r->path) + 2;
-    char ip[64], *path = malloc(pathlen);
-    int rc = -1;
-
-    if (path == NULL ||
-        gw_route_upstream_path(x->route, r->path, path, pathlen) != 0)
-        goto cleanup;
-    MHD_get_connection_values(x->conn, MHD_HEADER_KIND, collect, &in);
-    MHD_get_connection_values(x->conn, MHD_GET_ARGUMENT_KIND, collect,
-                              &args);
-    httpd_client_ip(r, ip, sizeof(ip));
-    memset(&fwd, 0, sizeof(fwd));
-    fwd.client_ip = ip;
-    fwd.request_id = r->request_id;
-    fwd.traceparent = r->traceparent;
-    fwd.proto = "http";
-    fwd.internal_token = gw_proxy_internal_token(g->proxy);
-    fwd.claims = claims;
-    if (gw_proxy_upstream_headers(in.v, in.n, &fwd, &x->req_headers) != 0)
-        goto cleanup;
-    /* The target base is prepended on the curl thread. */
-    x->path_query = gw_proxy_build_url("", path, args.v, args.n);
-    rc = x->path_query != NULL ? 0 : -1;
-
-cleanup:
-    if (rc != 0)
-        httpd_error(r, 500, "internal_error", "could not forward the "
-                    "request");
-    free(in.v);
-    free(args.v);
-    free(path);
-    return rc;
-}
-
-static void builtin(struct gw *g, struct gw_xfer *x)
-{
-    struct httpd_req *r = &x->st.r;
-
-    r->route = r->path;
-    if (strcmp(r->path, "/healthz") == 0) {
-        httpd_reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
-    } else if (strcmp(r->path, "/readyz") == 0) {
-        struct gw_routes *rt = gw_route_table_get(&g->table);
-
-        if (atomic_load(&g->srv->shim.draining))
-            httpd_error(r, 503, "not_ready", "shutting down");
-        else if (rt == NULL)
-            httpd_error(r, 503, "not_ready", "no routes loaded");
-        else
-            httpd_reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
-        gw_routes_release(rt);
-    } else {
-        size_t len = 0;
-        char *text = metrics_render(metrics_default(), &len);
-
-        if (text == NULL) {
-            httpd_error(r, 500, "internal_error", "cannot render metrics");
-            return;
-        }
-        httpd_reply_raw(r, 200, "text/plain; version=0.0.4; charset=utf-8",
-                        text, len);
-        free(text);
-    }
-}
-
-static int is_builtin(const char *method, const char *path)
-{
-    return (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) &&
-           (strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0 ||
-            strcmp(path, "/metrics") == 0);
-}
-
-static enum MHD_Result count_hdr(void *cls, enum MHD_ValueKind kind,
-                                 const char *key, const char *value)
-{
-    (void)kind;
-    (void)key;
-    (void)value;
-    (*(unsigned *)cls)++;
-    return MHD_YES;
-}
-
-/* First call: identity, routing, limits, auth; then off to curl. */
-static enum MHD_Result begin(struct gw *g, struct gw_xfer *x)
-{
-    struct gw_server *s = g->srv;
-    struct httpd_req *r = &x->st.r;
-    struct tok_claims claims;
-    unsigned allowed = 0, nhdrs = 0;
-    int has_claims = 0;
-    const char *cl, *te;
-    char allow[96];
-
-    httpd_identity_init(r);
-    gw_edge_security_headers(x);
-    MHD_get_connection_values(x->conn, MHD_HEADER_KIND, count_hdr, &nhdrs);
-    if (nhdrs > s->opts.max_headers) {
-        httpd_error(r, 431, "headers_too_large", "more than %u headers",
-                    s->opts.max_headers);
-        goto out;
-    }
-    if (is_builtin(r->method, r->path)) {
-        builtin(g, x);
-        goto out;
-    }
-    if (gw_admin_path(r->path)) {
-        gw_admin_begin(g, x);
-        goto out;
-    }
-    x->routes = gw_route_table_get(&g->table);
-    if (x->routes == NULL) {
-        httpd_error(r, 503, "not_ready", "no routes loaded");
-        goto out;
-    }
-    if (gw_path_has_dot_segment(r->path)) {
-        httpd_error(r, 400, "invalid_path",
-                    "path must not contain '.' or '..' segments");
-        goto out;
-    }
-    if (gw_edge_preflight(x, x->routes))
-        goto out;
-    switch (gw_routes_match(x->routes, r->method, r->path, &x->route,
-                            &allowed)) {
-    case GW_MATCH_OK:
-        break;
-    case GW_MATCH_NOT_FOUND:
-        httpd_error(r, 404, "not_found", "no route for this path");
-        goto out;
-    case GW_MATCH_METHOD:
-        gw_methods_str(allowed, allow, sizeof(allow));
-        httpd_add_header(r, "Allow", allow);
-        httpd_error(r, 405, "method_not_allowed",
-                    "method %.16s not allowed here; allowed: %s", r->method,
-                    allow);
-        goto out;
-    }
-    r->route = x->route->name;
-    x->upstream = x->route->upstream;
-    gw_edge_cors_headers(x);
-    cl = httpd_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    te = httpd_header(r, MHD_HTTP_HEADER_TRANSFER_ENCODING);
-    if (cl != NULL) {
-        char *end;
-        long long n = strtoll(cl, &end, 10);
-
-        if (end == cl || *end != '\0' || n < 0) {
-            httpd_error(r, 400, "invalid_request", "bad Content-Length");
-            goto out;
-        }
-        x->content_length = n;
-        x->has_body = n > 0;
-        if ((unsigned long long)n > x->route->max_body) {
-            httpd_error(r, 413, "payload_too_large",
-                        "request body over %zu bytes", x->route->max_body);
-            goto out;
-        }
-    } else if (te != NULL) {
-        x->has_body = 1;
-    }
-    if (gw_authn_check(g->authn, r, x->route, &claims, &has_claims) != 0)
-        goto out;
-    if (gw_edge_rate_limit(g, x, has_claims ? claims.sub : NULL) != 0)
-        goto out;
-    if (prepare(g, x, has_claims ? &claims : NULL) != 0)
-        goto out;
-    if (has_claims)
-        snprintf(x->sticky_key, sizeof(x->sticky_key), "%s", claims.sub);
-    switch (gw_pool_pick(x->upstream->pool, x->sticky_key, NULL, httpd_now(),
-                         &x->tgt)) {
-    case GW_PICK_OK:
-        break;
-    case GW_PICK_EMPTY:
-        httpd_error(r, 503, "upstream_unavailable",
-                    "upstream %s has no target", x->upstream->name);
-        goto out;
-    case GW_PICK_OPEN:
-        httpd_error(r, 503, "upstream_unavailable",
-                    "no target of upstream %s is available (circuit open)",
-                    x->upstream->name);
-        goto out;
-    }
-    x->color = gw_color_name(x->tgt->color);
-    x->idempotent = gw_proxy_idempotent(r->method);
-    gw_ring_init(&x->up, x->has_body ? GW_RING_UP : 1);
-    x->started = 1;
-    gw_proxy_submit(g->proxy, x);
-out:
-    return MHD_YES;
-}
-
-/* Request body bytes from the client into the up ring. */
-static enum MHD_Result upload(struct gw *g, struct gw_xfer *x,
-                              const char *data, size_t *size)
-{
-    int unpause = 0;
-    size_t n;
-
-    pthread_mutex_lock(&x->mu);
-    if (x->done) {
-        /* The upstream already answered (or failed): drop the rest. */
-        x->up_total += *size;
-        *size = 0;
-        pthread_mutex_unlock(&x->mu);
-        return MHD_YES;
-    }
-    n = gw_ring_put(&x->up, data, *size);
-    x->up_total += n;
-    *size -= n;
-    if (n > 0 && x->read_paused) {
-        x->read_paused = 0;
-        unpause = 1;
-    }
-    if (*size > 0) {
-        x->wait = GW_WAIT_UP_SPACE;
-        MHD_suspend_connection(x->conn);
-    }
-    pthread_mutex_unlock(&x->mu);
-    if (unpause)
-        gw_proxy_unpause(g->proxy, x);
-    if (x->up_total > x->route->max_body) {
-        /* Chunked upload over the limit: nothing sane left to answer. */
-        log_kv(LOG_LVL_WARN, &x->st.r.log, "request body over max_body",
-               "route", x->route->name, NULL);
-        return MHD_NO;
-    }
-    return MHD_YES;
-}
-
-/* Streams the response body out of the down ring. */
-static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
-{
-    struct gw_xfer *x = cls;
-    int unpause = 0;
-    size_t n;
-
-    (void)pos;
-    pthread_mutex_lock(&x->mu);
-    n = gw_ring_get(&x->down, buf, max);
-    if (n > 0) {
-        x->st.resp_bytes += n;
-        if (x->write_paused) {
-            x->write_paused = 0;
-            unpause = 1;
-        }
-        pthread_mutex_unlock(&x->mu);
-        if (unpause)
-            gw_proxy_unpause(x->g->proxy, x);
-        return (ssize_t)n;
-    }
-    if (x->done) {
-        CURLcode rc = x->result;
-
-        pthread_mutex_unlock(&x->mu);
-        return rc == CURLE_OK ? MHD_CONTENT_READER_END_OF_STREAM
-                              : MHD_CONTENT_READER_END_WITH_ERROR;
-    }
-    if (x->write_paused) {
-        x->write_paused = 0;
-        unpause = 1;
-    }
-    x->wait = GW_WAIT_DATA;
-    MHD_suspend_connection(x->conn);
-    pthread_mutex_unlock(&x->mu);
-    if (unpause)
-        gw_proxy_unpause(x->g->proxy, x);
-    return 0;
-}
-
-static void reader_free(void *cls)
-{
-    gw_xfer_release(cls);
-}
-
-/* Queues `resp` (consumed) like httpd's replies do. */
-static void send_resp(struct gw_xfer *x, int status, struct MHD_Response *resp)
-{
-    struct httpd_req *r = &x->st.r;
-    struct httpd_resp_header *h;
-
-    MHD_add_response_header(resp, "X-Request-Id", r->request_id);
-    for (h = r->resp_headers; h != NULL; h = h->next)
-        MHD_add_response_header(resp, h->name, h->value);
-    if (atomic_load(&x->g->srv->shim.draining))
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-    if (MHD_queue_response(x->conn, (unsigned)status, resp) == MHD_YES) {
-        r->answered = 1;
-        r->status = status;
-    } else {
-        log_error(&r->log, "gateway: MHD_queue_response failed (%d)",
-                  status);
-    }
-    MHD_destroy_response(resp);
-}
-
-/* The transfer failed before any upstream status: the error shape. */
-static void answer_failure(struct gw_xfer *x, CURLcode rc)
-{
-    struct httpd_req *r = &x->st.r;
-    const char *name = x->upstream->name;
-
-    if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST)
-        httpd_error(r, 502, "upstream_unavailable",
-                    "upstream %s is unavailable", name);
-    else if (rc == CURLE_OPERATION_TIMEDOUT)
-        httpd_error(r, 504, "upstream_timeout",
-                    "upstream %s did not answer in time", name);
-    else
-        httpd_error(r, 502, "upstream_error",
-                    "upstream %s broke the exchange", name);
-}
-
-/* Status and headers are known (or the transfer failed): answer. */
-static void respond(struct gw_xfer *x)
-{
-    struct MHD_Response *resp;
-    uint64_t size;
-    int status, head = strcmp(x->st.r.method, "HEAD") == 0;
-    int stream = 0;
-    size_t i;
-
-    pthread_mutex_lock(&x->mu);
-    if (!x->headers_done) {
-        CURLcode rc = x->result;
-
-        pthread_mutex_unlock(&x->mu);
-        answer_failure(x, rc == CURLE_OK ? CURLE_WEIRD_SERVER_REPLY : rc);
-        return;
-    }
-    status = (int)x->status;
-    size = x->resp_length >= 0 ? (uint64_t)x->resp_length : MHD_SIZE_UNKNOWN;
-    if (status == 204 || status == 304 || (status < 200 && status >= 100))
-        size = 0;
-    /* MHD allocates a block per response: no bigger than the body. */
-    resp = MHD_create_response_from_callback(
-        size, size != MHD_SIZE_UNKNOWN && size < GW_BLOCK
-                  ? (size_t)(size > 0 ? size : 1)
-                  : GW_BLOCK,
-        reader, x, reader_free);
-    if (resp == NULL) {
-        pthread_mutex_unlock(&x->mu);
-        httpd_error(&x->st.r, 500, "internal_error", "out of memory");
-        return;
-    }
-    gw_xfer_retain(x); /* released by reader_free */
-    for (i = 0; i < x->nresp_hdrs; i++) {
-        const char *name = x->resp_hdrs[i];
-        const char *value = name + strlen(name) + 1;
-
-        if (strcasecmp(name, "Content-Type") == 0) {
-            MHD_add_response_header(resp, name, value);
-            if (strncasecmp(value, "text/event-stream", 17) == 0)
-                stream = 1;
-        } else if (gw_proxy_response_header_kept(name) &&
-                   strcasecmp(name, "X-Content-Type-Options") != 0 &&
-                   strcasecmp(name, "X-Frame-Options") != 0 &&
-                   strcasecmp(name, "Referrer-Policy") != 0) {
-            MHD_add_response_header(resp, name, value);
-        }
-    }
-    pthread_mutex_unlock(&x->mu);
-    (void)head;
-    if (stream || size == MHD_SIZE_UNKNOWN)
-        MHD_add_response_header(resp, "X-Accel-Buffering", "no");
-    send_resp(x, status, resp);
-}
-
-/* Last access-handler call: the whole body is in; answer when we can. */
-static enum MHD_Result complete(struct gw *g, struct gw_xfer *x)
-{
-    int unpause = 0, ready;
-
-    pthread_mutex_lock(&x->mu);
-    x->up_eof = 1;
-    if (x->read_paused) {
-        x->read_paused = 0;
-        unpause = 1;
-    }
-    ready = x->headers_done || x->done;
-    if (!ready) {
-        x->wait = GW_WAIT_HEADERS;
-        MHD_suspend_connection(x->conn);
-    }
-    pthread_mutex_unlock(&x->mu);
-    if (unpause)
-        gw_proxy_unpause(g->proxy, x);
-    if (ready) {
-        x->queued = 1;
-        respond(x);
-    }
-    return MHD_YES;
-}
-
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
                                  const char *url, const char *method,
                                  const char *version,
@@ -558,7 +99,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
             return MHD_NO;
         *con_cls = x;
         atomic_fetch_add(&g->srv->inflight, 1);
-        return begin(g, x);
+        return gw_serve_begin(g, x);
     }
     if (x->admin) {
         if (*upload_data_size > 0) {
@@ -575,10 +116,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
         return MHD_YES;
     }
     if (*upload_data_size > 0)
-        return upload(g, x, upload_data, upload_data_size);
+        return gw_serve_upload(g, x, upload_data, upload_data_size);
     if (x->queued)
         return MHD_YES;
-    return complete(g, x);
+    return gw_serve_complete(g, x);
 }
 
 static const char *method_label(const char *m)
@@ -682,8 +223,13 @@ int gw_serve_start(struct gw *g, const struct gw_serve_opts *o)
     const union MHD_DaemonInfo *di;
     struct gw_server *s;
     char portstr[16];
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
+    /* No MHD thread: each engine thread (proxy.c) runs one daemon and
+     * its own curl multi in one epoll loop; the daemons share the first
+     * one's listening socket. */
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    MHD_socket lfd;
+    int i;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     size_t n = 0;
     int rc;
@@ -694,6 +240,8 @@ int gw_serve_start(struct gw *g, const struct gw_serve_opts *o)
     s->opts = *o;
     if (s->opts.threads <= 0)
         s->opts.threads = ncpu > 0 ? (int)ncpu : 1;
+    if (s->opts.threads > GW_MAX_ENGINES)
+        s->opts.threads = GW_MAX_ENGINES;
     if (s->opts.conn_timeout_s == 0)
         s->opts.conn_timeout_s = 60;
     if (s->opts.max_conns == 0)
@@ -701,7 +249,7 @@ int gw_serve_start(struct gw *g, const struct gw_serve_opts *o)
     if (s->opts.drain_s == 0)
         s->opts.drain_s = 25;
     if (s->opts.max_header_bytes == 0)
-        s->opts.max_header_bytes = 16384;
+        s->opts.max_header_bytes = 8192;
     if (s->opts.max_headers == 0)
         s->opts.max_headers = 100;
     s->quiesced = MHD_INVALID_SOCKET;
@@ -741,15 +289,16 @@ int gw_serve_start(struct gw *g, const struct gw_serve_opts *o)
     ops[n++] = (struct MHD_OptionItem){
         MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)s->opts.conn_timeout_s,
         NULL};
-    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT,
-                                       (intptr_t)s->opts.max_conns, NULL};
+    ops[n++] = (struct MHD_OptionItem){
+        MHD_OPTION_CONNECTION_LIMIT,
+        (intptr_t)((s->opts.max_conns + (unsigned)s->opts.threads - 1) /
+                   (unsigned)s->opts.threads),
+        NULL};
     ops[n++] = (struct MHD_OptionItem){
         MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (intptr_t)s->opts.max_header_bytes, NULL};
+        (intptr_t)(s->opts.max_header_bytes + GW_POOL_HEADROOM), NULL};
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED,
                                        (intptr_t)on_completed, g};
-    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE,
-                                       (intptr_t)s->opts.threads, NULL};
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_BACKLOG_SIZE,
                                        (intptr_t)4096, NULL};
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
@@ -761,6 +310,39 @@ int gw_serve_start(struct gw *g, const struct gw_serve_opts *o)
         log_error(NULL, "gateway: cannot listen on %s:%d", o->host, o->port);
         return -1;
     }
+    s->daemons[s->ndaemons++] = s->daemon;
+    di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_LISTEN_FD);
+    lfd = di != NULL ? di->listen_fd : MHD_INVALID_SOCKET;
+    /* Every daemon wakes on a new connection and one wins the accept:
+     * the others must get EAGAIN, never block. */
+    if (lfd != MHD_INVALID_SOCKET) {
+        int fl = fcntl(lfd, F_GETFL);
+
+        if (fl < 0 || fcntl(lfd, F_SETFL, fl | O_NONBLOCK) != 0) {
+            log_error(NULL, "gateway: cannot make the listening socket "
+                      "non-blocking");
+            return -1;
+        }
+    }
+    /* The others take the listening socket instead of binding. */
+    ops[1] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, (intptr_t)lfd,
+                                     NULL};
+    for (i = 1; i < s->opts.threads && lfd != MHD_INVALID_SOCKET; i++) {
+        struct MHD_Daemon *d = MHD_start_daemon(
+            flags, 0, NULL, NULL, on_access, g, MHD_OPTION_ARRAY, ops,
+            MHD_OPTION_END);
+
+        if (d == NULL) {
+            log_error(NULL, "gateway: cannot start MHD daemon %d", i);
+            return -1;
+        }
+        s->daemons[s->ndaemons++] = d;
+    }
+    if (gw_proxy_attach(g->proxy, s->daemons, s->ndaemons) != 0) {
+        log_error(NULL, "gateway: cannot start the engine threads");
+        return -1;
+    }
+    s->attached = 1;
     di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di != NULL && di->port != 0 ? di->port : o->port;
     snprintf(portstr, sizeof(portstr), "%d", s->port);
@@ -785,29 +367,52 @@ void gw_serve_stop(struct gw *g)
 
     if (s == NULL)
         return;
-    if (s->daemon != NULL)
-        MHD_stop_daemon(s->daemon);
+    /* The listening socket is shared: only the first daemon may close
+     * it, so the others are quiesced (which leaves it open) first. */
+    if (s->attached && s->quiesced == MHD_INVALID_SOCKET)
+        s->quiesced = gw_proxy_quiesce(g->proxy);
+    gw_proxy_halt(g->proxy); /* stops the daemons on their threads */
+    if (!s->attached) {
+        int i;
+
+        for (i = s->ndaemons - 1; i >= 1; i--)
+            MHD_quiesce_daemon(s->daemons[i]);
+        for (i = s->ndaemons - 1; i >= 0; i--)
+            MHD_stop_daemon(s->daemons[i]);
+    }
     if (s->quiesced != MHD_INVALID_SOCKET)
         close(s->quiesced);
     free(s);
     g->srv = NULL;
 }
 
-/* Stops accepting; waits up to drain_s for in-flight requests. */
-static void drain(struct gw_server *s)
+/*
+ * Stops accepting; waits up to drain_s for in-flight requests, then
+ * aborts the upstream transfers still running so that no connection is
+ * left suspended when MHD stops (MHD_stop_daemon panics on those).
+ */
+static void drain(struct gw *g)
 {
+    struct gw_server *s = g->srv;
     double deadline = httpd_now() + s->opts.drain_s;
     struct timespec nap = {0, 20 * 1000 * 1000};
+    long left;
 
     atomic_store(&s->shim.draining, 1);
-    s->quiesced = MHD_quiesce_daemon(s->daemon);
+    s->quiesced = gw_proxy_quiesce(g->proxy);
     if (s->quiesced != MHD_INVALID_SOCKET)
         shutdown(s->quiesced, SHUT_RDWR);
     while (atomic_load(&s->inflight) > 0 && httpd_now() < deadline)
         nanosleep(&nap, NULL);
-    if (atomic_load(&s->inflight) > 0)
-        log_warn(NULL, "gateway: drain timed out with %ld in flight",
-                 atomic_load(&s->inflight));
+    left = atomic_load(&s->inflight);
+    if (left > 0)
+        log_warn(NULL, "gateway: drain timed out with %ld in flight, "
+                 "aborting them", left);
+    gw_proxy_close(g->proxy);
+    /* The aborted ones complete as MHD fails their writes. */
+    deadline = httpd_now() + 5.0;
+    while (atomic_load(&s->inflight) > 0 && httpd_now() < deadline)
+        nanosleep(&nap, NULL);
 }
 
 int gw_serve_run(struct gw *g)
@@ -830,7 +435,7 @@ int gw_serve_run(struct gw *g)
     }
     log_kv(LOG_LVL_INFO, NULL, "shutting down", "signal",
            sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
-    drain(g->srv);
+    drain(g);
     gw_serve_stop(g);
     log_info(NULL, "stopped");
     return 0;

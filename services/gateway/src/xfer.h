@@ -1,14 +1,18 @@
 /*
  * xfer — one proxied exchange, shared by the two sides of the engine:
- * the libmicrohttpd event threads (server.c) and the libcurl multi thread
- * (proxy.c). Neither side holds a whole body: the request body flows
+ * the libmicrohttpd callbacks (server.c, server_request.c,
+ * server_respond.c) and the libcurl callbacks (proxy_xfer.c, driven by
+ * proxy.c). Both run on the same engine thread (the one whose MHD daemon
+ * accepted the connection, x->eng), so `mu` is never contended; it stays
+ * so the rules below hold should a side ever move threads. Neither side
+ * holds a whole body: the request body flows
  * through `up` and the response body through `down`, two bounded rings;
  * a full ring pauses the producer (MHD: connection suspended; curl:
  * CURL_WRITEFUNC_PAUSE / CURL_READFUNC_PAUSE) until the consumer makes
  * room and wakes it.
  *
  * Life: created by the MHD access handler; references are held by the MHD
- * connection (dropped in the completion callback), by the curl thread
+ * connection (dropped in the completion callback), by the engine
  * while the transfer is in its multi handle, by a pending command, and by
  * the streamed MHD response (dropped in its free callback). Freed at zero.
  *
@@ -69,6 +73,8 @@ struct gw_xfer {
     struct curl_slist *req_headers;   /* (const) upstream header lines */
     char *path_query;                 /* (const) path + "?query" upstream */
     struct MHD_Connection *conn;      /* (const) */
+    struct gw_proxy *eng;             /* (const) engine of conn's thread */
+    int client_fd;                    /* (const) conn's socket, -1 */
 
     pthread_mutex_t mu;
     struct gw_ring up;                /* (mu) client -> upstream */
@@ -114,7 +120,7 @@ struct gw_xfer {
 /* Ring sizes: a few of libcurl's 16 KiB write chunks each way. The down
  * ring starts small (most answers are small) and grows up to its cap. */
 #define GW_RING_UP (128u * 1024u)
-#define GW_RING_DOWN_MIN (4u * 1024u)
+#define GW_RING_DOWN_MIN (1u * 1024u)
 #define GW_RING_DOWN (64u * 1024u)
 
 void gw_ring_init(struct gw_ring *r, size_t cap);

@@ -7,9 +7,9 @@ import json
 import sys
 
 import uvicorn
+from basalt_common import logs
 from pydantic import ValidationError
 
-from . import logs
 from .settings import Settings
 
 

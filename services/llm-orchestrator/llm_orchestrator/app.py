@@ -6,22 +6,21 @@ import asyncio
 import json
 import logging
 import os
-import re
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import redis.asyncio as aioredis
+from basalt_common import logs
+from basalt_common.edge import Exchange
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from . import logs
 from .analytics import Analytics
 from .auth import Authenticator, AuthError, Identity
 from .budgets import Budgets, Limits
@@ -41,7 +40,6 @@ from .settings import Settings
 from .tools import PlatformTools, ToolsUnavailable
 
 log = logging.getLogger("llm")
-_RID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Fire-and-forget tasks, referenced until done (asyncio keeps weak refs).
 _background: set[asyncio.Future[None]] = set()
 ROUTES = {"/v1/chat/completions", "/v1/models", "/healthz", "/readyz",
@@ -73,41 +71,12 @@ class Edge:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = ""
-        tp = None
-        for k, v in scope["headers"]:
-            if k == b"x-request-id":
-                rid = v.decode("latin-1")
-            elif k == b"traceparent":
-                tp = v.decode("latin-1")
-        if not _RID.match(rid):
-            rid = uuid.uuid4().hex
-        logs.request_id_var.set(rid)
-        logs.trace_id_var.set(logs.trace_id_from(tp))
-        path: str = scope["path"]
-        route = path if path in ROUTES else "other"
-        method: str = scope["method"]
-        status = 500
-        start = time.perf_counter()
-
-        async def send_wrapped(msg: Message) -> None:
-            nonlocal status
-            if msg["type"] == "http.response.start":
-                status = msg["status"]
-                msg["headers"] = [*msg.get("headers", []),
-                                  (b"x-request-id", rid.encode())]
-            await send(msg)
-
+        ex = Exchange(scope, send)
+        route = ex.path if ex.path in ROUTES else "other"
         try:
-            await self.app(scope, receive, send_wrapped)
+            await self.app(scope, receive, ex.send)
         finally:
-            took = time.perf_counter() - start
-            self.m.requests.labels(method, route, str(status)).inc()
-            self.m.duration.labels(method, route).observe(took)
-            if route not in ("/healthz", "/readyz", "/metrics"):
-                log.info("request", extra={
-                    "method": method, "path": path, "status": status,
-                    "duration_ms": round(took * 1000, 3)})
+            ex.finish(self.m.http, route, log)
 
 
 class State:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from basalt_common.edge import HttpMetrics
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 BUCKETS = (.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10,
@@ -11,12 +12,7 @@ BUCKETS = (.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10,
 class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "http_requests_total", "HTTP requests by final status",
-            ["method", "route", "status"], registry=r)
-        self.duration = Histogram(
-            "http_request_duration_seconds", "HTTP request duration",
-            ["method", "route"], buckets=BUCKETS, registry=r)
+        self.http = HttpMetrics(r, BUCKETS)
         self.completions = Counter(
             "llm_completions_total", "Chat completions by outcome",
             ["provider", "model", "status", "stream"], registry=r)

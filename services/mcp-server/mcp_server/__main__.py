@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 
 import uvicorn
+from basalt_common import logs
 from pydantic import ValidationError
 
-from . import logs
 from .settings import Settings
 
 

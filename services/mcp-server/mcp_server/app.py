@@ -6,29 +6,24 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-import time
-import uuid
 from typing import Any
 
+from basalt_common.edge import OPS_ROUTES, Exchange, HttpMetrics
 from mcp.server.transport_security import TransportSecuritySettings
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
-    Counter,
-    Histogram,
     generate_latest,
 )
 from starlette.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from . import logs
 from .platform import Platform
 from .server import build
 from .settings import Settings
 
 log = logging.getLogger("mcp_server")
-_RID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+ROUTES = frozenset({"/mcp", *OPS_ROUTES})
 BUCKETS = (.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10)
 
 
@@ -43,12 +38,7 @@ class Edge:
     def __init__(self, app: ASGIApp, registry: CollectorRegistry) -> None:
         self.app = app
         self.registry = registry
-        self.requests = Counter(
-            "http_requests_total", "HTTP requests by final status",
-            ["method", "route", "status"], registry=registry)
-        self.duration = Histogram(
-            "http_request_duration_seconds", "HTTP request duration",
-            ["method", "route"], buckets=BUCKETS, registry=registry)
+        self.http = HttpMetrics(registry, BUCKETS)
 
     def _ops(self, route: str) -> Response:
         if route == "/metrics":
@@ -64,56 +54,28 @@ class Edge:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
-                   for k, v in scope["headers"]}
-        rid = headers.get("x-request-id", "")
-        if not _RID.match(rid):
-            rid = uuid.uuid4().hex
-        logs.request_id_var.set(rid)
-        logs.trace_id_var.set(logs.trace_id_from(headers.get("traceparent")))
-        path: str = scope["path"]
-        route = path if path in ("/mcp", "/healthz", "/readyz",
-                                 "/metrics") else "other"
-        method: str = scope["method"]
-        status = 500
-        start = time.perf_counter()
-
-        async def send_wrapped(msg: Message) -> None:
-            nonlocal status
-            if msg["type"] == "http.response.start":
-                status = msg["status"]
-                msg["headers"] = [*msg.get("headers", []),
-                                  (b"x-request-id", rid.encode())]
-            await send(msg)
-
+        ex = Exchange(scope, send)
+        route = ex.path if ex.path in ROUTES else "other"
         try:
-            auth = headers.get("authorization", "")
+            auth = ex.headers.get("authorization", "")
             if route == "/mcp" and not auth.lower().startswith("bearer "):
-                status = 401
-                await send_wrapped({
+                await ex.send({
                     "type": "http.response.start", "status": 401,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"www-authenticate",
                                  b'Bearer realm="basalt"')]})
-                await send({"type": "http.response.body",
-                            "body": error_body(
-                                "missing_token",
-                                "the MCP endpoint needs the user's "
-                                "Authorization: Bearer token", rid)})
+                await ex.send({"type": "http.response.body",
+                               "body": error_body(
+                                   "missing_token",
+                                   "the MCP endpoint needs the user's "
+                                   "Authorization: Bearer token", ex.rid)})
                 return
-            if route in ("/healthz", "/readyz", "/metrics") and method in (
-                    "GET", "HEAD"):
-                await self._ops(route)(scope, receive, send_wrapped)
+            if route in OPS_ROUTES and ex.method in ("GET", "HEAD"):
+                await self._ops(route)(scope, receive, ex.send)
                 return
-            await self.app(scope, receive, send_wrapped)
+            await self.app(scope, receive, ex.send)
         finally:
-            took = time.perf_counter() - start
-            self.requests.labels(method, route, str(status)).inc()
-            self.duration.labels(method, route).observe(took)
-            if route not in ("/healthz", "/readyz", "/metrics"):
-                log.info("request", extra={
-                    "method": method, "path": path, "status": status,
-                    "duration_ms": round(took * 1000, 3)})
+            ex.finish(self.http, route, log)
 
 
 def create_app(settings: Settings,

@@ -11,8 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
-
-from .logs import request_id_var
+from basalt_common.logs import request_id_var
 
 
 class PlatformError(Exception):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -212,8 +213,15 @@ def test_bad_setting_fails_fast() -> None:
 def test_json_logs_with_request_id(server: Server, log_line: str) -> None:
     httpx.post(server.url + "/mcp", json=init_body(),
                headers={**MCP_HEADERS, "X-Request-Id": "rid-123"})
-    lines = [json.loads(x) for x in server.log.read_text().splitlines()
-             if x.startswith("{")]
-    mine = [x for x in lines if x.get("request_id") == "rid-123"]
+    # The access line is written after the response has gone out: poll.
+    until = time.monotonic() + 10
+    while True:
+        lines = [json.loads(x) for x in server.log.read_text().splitlines()
+                 if x.startswith("{")]
+        mine = [x for x in lines if x.get("request_id") == "rid-123"]
+        if (mine and mine[-1]["msg"] == log_line) or \
+                time.monotonic() > until:
+            break
+        time.sleep(0.05)
     assert mine and mine[-1]["msg"] == log_line
     assert mine[-1]["service"] == "mcp-server"

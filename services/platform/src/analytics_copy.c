@@ -1,4 +1,5 @@
 #include "analytics_copy.h"
+#include "analytics_group.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -89,18 +90,14 @@ int plat_an_conn_open(struct plat_an_conn *w)
     if (w->conn == NULL || PQstatus(w->conn) != CONNECTION_OK)
         goto fail;
     res = PQexec(w->conn,
-                 "SET TimeZone = 'UTC'; SET statement_timeout = '120s';"
-                 "CREATE TEMP TABLE IF NOT EXISTS an_staging ("
-                 " seq int, message_id text, ts timestamptz, event text,"
-                 " distinct_id text, owner text, properties jsonb,"
-                 " received_at timestamptz, known boolean,"
-                 " known_all boolean)"
-                 " ON COMMIT DELETE ROWS");
+                 "SET TimeZone = 'UTC'; SET statement_timeout = '120s'");
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         PQclear(res);
         goto fail;
     }
     PQclear(res);
+    if (plat_an_group_prepare(w->conn) != 0)
+        goto fail;
     w->last_connect_fail = 0;
     /* A new session may follow a restore: trust nothing remembered. */
     keys_clear(w);
@@ -118,10 +115,9 @@ fail:
     return -1;
 }
 
-/* Per-row flags while a group is written. */
-#define ROW_DUP 1     /* repeats an earlier row's message_id: not sent */
-#define ROW_KNOWN 2   /* its presence keys are committed already */
-#define ROW_KNOWN_ALL 4 /* same for its all-events ("") keys */
+#define ROW_DUP PLAT_AN_ROW_DUP
+#define ROW_KNOWN PLAT_AN_ROW_KNOWN
+#define ROW_KNOWN_ALL PLAT_AN_ROW_KNOWN_ALL
 /* Presence keys remembered per connection before starting over. */
 #define KEYS_MAX 100000
 
@@ -236,59 +232,6 @@ static int mark_duplicates(struct plat_an_event **rows, size_t n, char *skip)
     return 0;
 }
 
-/*
- * Everything after COPY, as one statement: dedupe, events, rollups.
- * Returns the staging seq of every row stored. Rows are sorted before
- * the upserts so concurrent writers (replicas) lock keys in one order.
- * Each event counts under event = its name and event = '' (all events),
- * so summaries without an event filter read rollups too.
- * Rows marked `known` skip the presence insert (their keys are committed
- * already, so it could only conflict): uniq counts come from the rows
- * that insert returns, so skipping them changes nothing but the cost.
- */
-static const char INSERT_SQL[] =
-    "WITH new_ids AS ("
-    " INSERT INTO platform.analytics_dedupe (message_id, received_at)"
-    " SELECT message_id, received_at FROM an_staging ORDER BY message_id"
-    " ON CONFLICT DO NOTHING RETURNING message_id),"
-    " fresh AS MATERIALIZED ("
-    " SELECT s.* FROM an_staging s JOIN new_ids USING (message_id)),"
-    " ev AS ("
-    " INSERT INTO platform.analytics_events"
-    " (ts, event, distinct_id, owner, properties, message_id, received_at)"
-    " SELECT ts, event, distinct_id, owner, properties, message_id,"
-    " received_at FROM fresh ORDER BY ts),"
-    " scoped AS MATERIALIZED ("
-    " SELECT owner AS scope, event, date_trunc('hour', ts) AS hour,"
-    " distinct_id, known FROM fresh"
-    " UNION ALL"
-    " SELECT '*', event, date_trunc('hour', ts), distinct_id, known"
-    " FROM fresh"
-    " UNION ALL"
-    " SELECT owner, '', date_trunc('hour', ts), distinct_id, known_all"
-    " FROM fresh"
-    " UNION ALL"
-    " SELECT '*', '', date_trunc('hour', ts), distinct_id, known_all"
-    " FROM fresh),"
-    " ids AS ("
-    " INSERT INTO platform.analytics_hourly_ids"
-    " (scope, event, hour, distinct_id)"
-    " SELECT DISTINCT scope, event, hour, distinct_id FROM scoped"
-    " WHERE NOT known ORDER BY 1, 2, 3, 4 ON CONFLICT DO NOTHING"
-    " RETURNING scope, event, hour),"
-    " roll AS ("
-    " INSERT INTO platform.analytics_hourly AS h"
-    " (scope, event, hour, n, uniq)"
-    " SELECT c.scope, c.event, c.hour, c.n, coalesce(u.n, 0) FROM"
-    " (SELECT scope, event, hour, count(*) AS n FROM scoped"
-    "  GROUP BY 1, 2, 3) c LEFT JOIN"
-    " (SELECT scope, event, hour, count(*) AS n FROM ids"
-    "  GROUP BY 1, 2, 3) u USING (scope, event, hour)"
-    " ORDER BY 1, 2, 3"
-    " ON CONFLICT (scope, event, hour) DO UPDATE"
-    " SET n = h.n + EXCLUDED.n, uniq = h.uniq + EXCLUDED.uniq)"
-    " SELECT seq FROM fresh";
-
 static int exec_ok(PGconn *c, const char *sql)
 {
     PGresult *res = PQexec(c, sql);
@@ -298,18 +241,17 @@ static int exec_ok(PGconn *c, const char *sql)
     return ok ? 0 : -1;
 }
 
-/* COPYs the rows without ROW_DUP; 0 or -1. */
+/* COPYs the rows marked stored into analytics_events; 0 or -1. */
 static int copy_rows(struct plat_an_conn *w, struct plat_an_event **rows,
-                     size_t n, const char *flags)
+                     size_t n)
 {
     PGresult *res;
-    char num[24], ts[PLAT_AN_TIME_LEN], recv[PLAT_AN_TIME_LEN];
+    char ts[PLAT_AN_TIME_LEN], recv[PLAT_AN_TIME_LEN];
     int ok;
 
     res = PQexec(w->conn,
-                 "COPY an_staging (seq, message_id, ts, event, distinct_id,"
-                 " owner, properties, received_at, known, known_all)"
-                 " FROM STDIN");
+                 "COPY platform.analytics_events (ts, event, distinct_id,"
+                 " owner, properties, message_id, received_at) FROM STDIN");
     ok = PQresultStatus(res) == PGRES_COPY_IN;
     PQclear(res);
     if (!ok)
@@ -318,20 +260,16 @@ static int copy_rows(struct plat_an_conn *w, struct plat_an_event **rows,
     for (size_t i = 0; i < n; i++) {
         const struct plat_an_event *ev = rows[i];
 
-        if (flags[i] & ROW_DUP)
+        if (!ev->stored)
             continue;
-        snprintf(num, sizeof(num), "%zu", i);
         plat_an_time_format(ev->ts_us, ts, sizeof(ts));
         plat_an_time_format(ev->received_us, recv, sizeof(recv));
-        if (buf_text(w, num, '\t') != 0 ||
-            buf_text(w, ev->message_id, '\t') != 0 ||
-            buf_text(w, ts, '\t') != 0 || buf_text(w, ev->event, '\t') ||
+        if (buf_text(w, ts, '\t') != 0 || buf_text(w, ev->event, '\t') != 0 ||
             buf_text(w, ev->distinct_id, '\t') != 0 ||
             buf_text(w, ev->owner, '\t') != 0 ||
             buf_text(w, ev->properties, '\t') != 0 ||
-            buf_text(w, recv, '\t') != 0 ||
-            buf_text(w, flags[i] & ROW_KNOWN ? "t" : "f", '\t') != 0 ||
-            buf_text(w, flags[i] & ROW_KNOWN_ALL ? "t" : "f", '\n') != 0) {
+            buf_text(w, ev->message_id, '\t') != 0 ||
+            buf_text(w, recv, '\n') != 0) {
             PQputCopyEnd(w->conn, "out of memory");
             goto drain;
         }
@@ -357,6 +295,7 @@ enum plat_an_result plat_an_conn_write(struct plat_an_conn *w,
     char key[4 * PLAT_AN_TEXT_MAX];
     PGresult *res = NULL;
     enum plat_an_result rc = PLAT_AN_ERROR;
+    long fresh = 0;
 
     for (size_t i = 0; i < n; i++)
         rows[i]->stored = 0;
@@ -376,21 +315,14 @@ enum plat_an_result plat_an_conn_write(struct plat_an_conn *w,
             flags[i] |= ROW_KNOWN_ALL;
     }
 
+    /* Rollups last: every group upserts the same hot rollup rows, and
+     * their row locks are held until COMMIT, serialising the writers
+     * for that long; the COPY before it holds no shared lock. */
     if (exec_ok(w->conn, "BEGIN") != 0 ||
-        copy_rows(w, rows, n, flags) != 0)
+        (fresh = plat_an_group_dedupe(w->conn, rows, n, flags)) < 0 ||
+        (fresh > 0 && (copy_rows(w, rows, n) != 0 ||
+                       plat_an_group_roll(w->conn, rows, n, flags) != 0)))
         goto fail;
-    res = PQexec(w->conn, INSERT_SQL);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK)
-        goto fail;
-    for (int r = 0; r < PQntuples(res); r++) {
-        char *end;
-        long seq = strtol(PQgetvalue(res, r, 0), &end, 10);
-
-        if (*end != '\0' || seq < 0 || (size_t)seq >= n)
-            goto fail;
-        rows[seq]->stored = 1;
-    }
-    PQclear(res);
     res = PQexec(w->conn, "COMMIT");
     if (PQresultStatus(res) != PGRES_COMMAND_OK)
         goto fail;

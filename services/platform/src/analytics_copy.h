@@ -4,14 +4,19 @@
  *
  * plat_an_conn_write() writes `n` rows in ONE transaction:
  *   1. rows repeating an earlier row's message_id are skipped (in memory),
- *   2. the others are COPYed (text format) into a per-connection
- *      temporary table an_staging (ON COMMIT DELETE ROWS),
- *   3. one statement inserts their ids into analytics_dedupe ON CONFLICT
- *      DO NOTHING; only rows whose id was new go on into analytics_events
- *      and into analytics_hourly_ids / analytics_hourly (scopes: owner and
- *      "*"; events: the name and "" for all events); it returns the
- *      staging positions of the new rows,
- *   4. COMMIT.
+ *   2. the others' ids go into analytics_dedupe ON CONFLICT DO NOTHING
+ *      (one prepared statement, the ids as an array parameter); only rows
+ *      whose id was new go on,
+ *   3. they are COPYed (text format) straight into analytics_events,
+ *   4. their counts per (owner, event, hour), aggregated in memory, and
+ *      their presence keys not known to be committed go into
+ *      analytics_hourly / analytics_hourly_ids (one prepared statement;
+ *      scopes owner and "*", events the name and "" for all events) —
+ *      last, as every writer's group locks the same hot rollup rows
+ *      until its COMMIT,
+ *   5. COMMIT.
+ * See analytics_group.h. No staging table: each row crosses the wire
+ * once as COPY data plus its id, and PostgreSQL writes it once.
  * Upserts are ordered by key so concurrent writers (replicas) lock rows
  * in the same order and cannot deadlock each other.
  *
@@ -42,7 +47,8 @@ struct plat_an_conn {
 };
 
 /*
- * Connects when not connected (session TimeZone UTC, staging table).
+ * Connects when not connected (session TimeZone UTC, prepared
+ * statements).
  * After a failure, further attempts within 0.25 s fail at once so a down
  * database fails requests fast. 0, or -1 (logged once per outage).
  */

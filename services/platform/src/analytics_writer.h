@@ -5,8 +5,8 @@
  * (not from the pool, so ingestion never starves auth of connections),
  * share one queue. Request threads queue their batches and wait; a free
  * writer takes everything queued (up to commit_max events) and writes it
- * in ONE transaction (analytics_copy.h: COPY into staging, dedupe on
- * message_id, events + hourly rollups, COMMIT), then wakes every waiting
+ * in ONE transaction (analytics_copy.h: dedupe on message_id, hourly
+ * rollups, COPY of the new events, COMMIT), then wakes every waiting
  * request with its own stored/duplicate counts. With two writers one
  * group's COPY and inserts overlap the other's commit (fsync).
  * A request is answered only after COMMIT succeeded, so nothing

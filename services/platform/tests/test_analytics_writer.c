@@ -427,6 +427,44 @@ START_TEST(test_known_keys_keep_uniques_exact)
 }
 END_TEST
 
+/* Text that array literals and COPY must quote: stored exactly. */
+START_TEST(test_special_characters)
+{
+    struct plat_an_writer *w;
+    struct plat_an_event *evs = make_batch("sp", 3, 3, "o\"4\\");
+    size_t stored, dups;
+
+    snprintf(evs[0].message_id, sizeof(evs[0].message_id),
+             "m\"q\\b,{c} NULL");
+    snprintf(evs[0].event, sizeof(evs[0].event), "ev \"x\" \\ {a,b}");
+    snprintf(evs[0].distinct_id, sizeof(evs[0].distinct_id), " NULL ");
+    snprintf(evs[1].distinct_id, sizeof(evs[1].distinct_id), "\xc3\xa9\"");
+    w = started(db_url);
+    ck_assert_int_eq(plat_an_writer_submit_take(w, evs, 3, &stored, &dups),
+                     PLAT_AN_OK);
+    ck_assert_uint_eq(stored, 3);
+    plat_an_writer_free(w);
+    ck_assert_int_eq(
+        scalar("SELECT count(*) FROM platform.analytics_events WHERE "
+               "message_id = E'm\"q\\\\b,{c} NULL' AND "
+               "event = E'ev \"x\" \\\\ {a,b}' AND distinct_id = ' NULL ' "
+               "AND owner = E'o\"4\\\\'"),
+        1);
+    ck_assert_int_eq(scalar("SELECT count(*) FROM platform.analytics_dedupe "
+                            "WHERE message_id = E'm\"q\\\\b,{c} NULL'"),
+                     1);
+    ck_assert_int_eq(
+        scalar("SELECT n FROM platform.analytics_hourly WHERE "
+               "scope = E'o\"4\\\\' AND event = E'ev \"x\" \\\\ {a,b}'"),
+        1);
+    ck_assert_int_eq(
+        scalar("SELECT count(*) FROM platform.analytics_hourly_ids WHERE "
+               "scope = '*' AND event = '' AND distinct_id IN "
+               "(' NULL ', E'\xc3\xa9\"')"),
+        2);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("analytics_writer");
@@ -443,6 +481,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_partitions);
     tcase_add_test(tc, test_prune_dedupe);
     tcase_add_test(tc, test_known_keys_keep_uniques_exact);
+    tcase_add_test(tc, test_special_characters);
     suite_add_tcase(s, tc);
     return s;
 }

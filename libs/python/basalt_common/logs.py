@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 import sys
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +15,8 @@ request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar(
     "request_id", default="")
 trace_id_var: contextvars.ContextVar[str] = contextvars.ContextVar(
     "trace_id", default="")
+
+_RID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 _RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -73,3 +77,11 @@ def trace_id_from(traceparent: str | None) -> str:
     if len(parts) == 4 and len(parts[1]) == 32:
         return parts[1]
     return ""
+
+
+def request_id_from(header: str | None) -> str:
+    """The caller's X-Request-Id when it is sane (1-128 of [A-Za-z0-9._:-],
+    so it is safe in logs and headers), else a fresh one."""
+    if header and _RID.match(header):
+        return header
+    return uuid.uuid4().hex

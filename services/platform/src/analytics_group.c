@@ -1,0 +1,335 @@
+#include "analytics_group.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * $1 message_id[], $2 received_at[] (us since the epoch). Returns the
+ * message_ids that were new (the caller maps them back to its rows).
+ */
+static const char DEDUPE_SQL[] =
+    "INSERT INTO platform.analytics_dedupe (message_id, received_at)"
+    " SELECT m, 'epoch'::timestamptz + r * interval '1 microsecond'"
+    " FROM unnest($1::text[], $2::bigint[]) AS t (m, r)"
+    " ORDER BY m ON CONFLICT DO NOTHING RETURNING message_id";
+
+/*
+ * $1..$4: owner[], event[], hour[] (hours since the epoch), n[] — the
+ * stored rows counted per (owner, event, hour); each counts under its
+ * four rollup keys. $5..$8: presence keys scope[], event[], hour[],
+ * distinct_id[] not known to be committed. uniq grows by the presence
+ * rows actually inserted, so known keys may be left out at no cost.
+ */
+static const char ROLL_SQL[] =
+    "WITH ids AS ("
+    " INSERT INTO platform.analytics_hourly_ids"
+    " (scope, event, hour, distinct_id)"
+    " SELECT DISTINCT s, e, 'epoch'::timestamptz + h * interval '1 hour', d"
+    " FROM unnest($5::text[], $6::text[], $7::bigint[], $8::text[])"
+    " AS p (s, e, h, d)"
+    " ORDER BY 1, 2, 3, 4 ON CONFLICT DO NOTHING"
+    " RETURNING scope, event, hour),"
+    " c AS ("
+    " SELECT k.s, k.e, 'epoch'::timestamptz + a.h * interval '1 hour' AS hr,"
+    " sum(a.n)::bigint AS n"
+    " FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])"
+    " AS a (o, ev, h, n) CROSS JOIN LATERAL"
+    " (VALUES (a.o, a.ev), ('*', a.ev), (a.o, ''), ('*', '')) AS k (s, e)"
+    " GROUP BY 1, 2, 3)"
+    " INSERT INTO platform.analytics_hourly AS x"
+    " (scope, event, hour, n, uniq)"
+    " SELECT c.s, c.e, c.hr, c.n, coalesce(u.n, 0) FROM c LEFT JOIN"
+    " (SELECT scope, event, hour, count(*) AS n FROM ids"
+    "  GROUP BY 1, 2, 3) u"
+    " ON u.scope = c.s AND u.event = c.e AND u.hour = c.hr"
+    " ORDER BY 1, 2, 3"
+    " ON CONFLICT (scope, event, hour) DO UPDATE"
+    " SET n = x.n + EXCLUDED.n, uniq = x.uniq + EXCLUDED.uniq";
+
+#define ROLL_PARAMS 8
+
+int plat_an_group_prepare(PGconn *c)
+{
+    PGresult *res = PQprepare(c, "an_dedupe", DEDUPE_SQL, 0, NULL);
+    int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+
+    PQclear(res);
+    if (!ok)
+        return -1;
+    res = PQprepare(c, "an_roll", ROLL_SQL, 0, NULL);
+    ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    PQclear(res);
+    return ok ? 0 : -1;
+}
+
+/* A growing NUL-terminated array literal ("{...}"), one parameter. */
+struct sbuf {
+    char *p;
+    size_t len, cap;
+};
+
+static int sb_reserve(struct sbuf *b, size_t more)
+{
+    size_t cap = b->cap != 0 ? b->cap : 4096;
+    char *np;
+
+    if (b->len + more + 1 <= b->cap)
+        return 0;
+    while (cap < b->len + more + 1)
+        cap *= 2;
+    np = realloc(b->p, cap);
+    if (np == NULL)
+        return -1;
+    b->p = np;
+    b->cap = cap;
+    return 0;
+}
+
+/* Appends one element: quoted text, or (quote 0) a bare number. */
+static int sb_elem(struct sbuf *b, const char *s, int quote)
+{
+    size_t n = strlen(s);
+
+    if (sb_reserve(b, 2 * n + 4) != 0)
+        return -1;
+    b->p[b->len] = b->len == 0 ? '{' : ',';
+    b->len++;
+    if (quote)
+        b->p[b->len++] = '"';
+    for (size_t i = 0; i < n; i++) {
+        if (quote && (s[i] == '"' || s[i] == '\\'))
+            b->p[b->len++] = '\\';
+        b->p[b->len++] = s[i];
+    }
+    if (quote)
+        b->p[b->len++] = '"';
+    b->p[b->len] = '\0';
+    return 0;
+}
+
+static int sb_num(struct sbuf *b, long long v)
+{
+    char num[24];
+
+    snprintf(num, sizeof(num), "%lld", v);
+    return sb_elem(b, num, 0);
+}
+
+/* Closes each of `n` literals ("{}" when empty); 0 or -1. */
+static int sb_close_all(struct sbuf *b, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (sb_reserve(&b[i], 2) != 0)
+            return -1;
+        if (b[i].len == 0)
+            b[i].p[b[i].len++] = '{';
+        b[i].p[b[i].len++] = '}';
+        b[i].p[b[i].len] = '\0';
+    }
+    return 0;
+}
+
+static void sb_free_all(struct sbuf *b, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(b[i].p);
+}
+
+/* Hours since the epoch, rounded down (date_trunc('hour') in UTC). */
+static long long hour_of(int64_t us)
+{
+    long long h = (long long)(us / (3600 * PLAT_AN_US_PER_S));
+
+    if (us < 0 && us % (3600 * PLAT_AN_US_PER_S) != 0)
+        h--;
+    return h;
+}
+
+static uint64_t hash_text(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+
+    for (; *s != '\0'; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+long plat_an_group_dedupe(PGconn *c, struct plat_an_event **rows,
+                          size_t n, const char *flags)
+{
+    struct sbuf a[2];
+    const char *vals[2];
+    size_t cap = 16, mask, *slots = NULL;
+    PGresult *res = NULL;
+    long fresh = -1;
+
+    memset(a, 0, sizeof(a));
+    while (cap < n * 2)
+        cap *= 2;
+    mask = cap - 1;
+    /* message_id -> row index (ids are unique without ROW_DUP rows). */
+    slots = malloc(cap * sizeof(*slots));
+    if (slots == NULL)
+        goto cleanup;
+    for (size_t i = 0; i < cap; i++)
+        slots[i] = SIZE_MAX;
+    for (size_t i = 0; i < n; i++) {
+        size_t s;
+
+        if (flags[i] & PLAT_AN_ROW_DUP)
+            continue;
+        for (s = (size_t)hash_text(rows[i]->message_id) & mask;
+             slots[s] != SIZE_MAX; s = (s + 1) & mask)
+            ;
+        slots[s] = i;
+        if (sb_elem(&a[0], rows[i]->message_id, 1) != 0 ||
+            sb_num(&a[1], (long long)rows[i]->received_us) != 0)
+            goto cleanup;
+    }
+    if (sb_close_all(a, 2) != 0)
+        goto cleanup;
+    vals[0] = a[0].p;
+    vals[1] = a[1].p;
+    res = PQexecPrepared(c, "an_dedupe", 2, vals, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        goto cleanup;
+    for (int r = 0; r < PQntuples(res); r++) {
+        const char *id = PQgetvalue(res, r, 0);
+        size_t s;
+
+        for (s = (size_t)hash_text(id) & mask; slots[s] != SIZE_MAX &&
+             strcmp(rows[slots[s]]->message_id, id) != 0;
+             s = (s + 1) & mask)
+            ;
+        if (slots[s] == SIZE_MAX)
+            goto cleanup;
+        rows[slots[s]]->stored = 1;
+    }
+    fresh = PQntuples(res);
+cleanup:
+    PQclear(res);
+    sb_free_all(a, 2);
+    free(slots);
+    return fresh;
+}
+
+static uint64_t hash_group(const struct plat_an_event *ev, long long hour)
+{
+    uint64_t h = 1469598103934665603ULL ^ (uint64_t)hour;
+    const char *parts[2] = {ev->owner, ev->event};
+
+    for (int p = 0; p < 2; p++) {
+        for (const char *s = parts[p]; *s != '\0'; s++)
+            h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+        h = (h ^ 0x1f) * 1099511628211ULL;
+    }
+    return h;
+}
+
+/*
+ * Counts the stored rows per (owner, event, hour) into the first four
+ * literals: open addressing over row indices, cnt[] per slot.
+ */
+static int add_counts(struct plat_an_event **rows, size_t n, struct sbuf *a)
+{
+    size_t cap = 16, mask;
+    size_t *slots;
+    long long *cnt;
+    int rc = -1;
+
+    while (cap < n * 2)
+        cap *= 2;
+    mask = cap - 1;
+    slots = malloc(cap * sizeof(*slots));
+    cnt = calloc(cap, sizeof(*cnt));
+    if (slots == NULL || cnt == NULL)
+        goto cleanup;
+    for (size_t i = 0; i < cap; i++)
+        slots[i] = SIZE_MAX;
+    for (size_t i = 0; i < n; i++) {
+        const struct plat_an_event *ev = rows[i];
+        long long hr = hour_of(ev->ts_us);
+        size_t s;
+
+        if (!ev->stored)
+            continue;
+        for (s = (size_t)hash_group(ev, hr) & mask; slots[s] != SIZE_MAX;
+             s = (s + 1) & mask) {
+            const struct plat_an_event *o = rows[slots[s]];
+
+            if (hour_of(o->ts_us) == hr && strcmp(o->owner, ev->owner) == 0 &&
+                strcmp(o->event, ev->event) == 0)
+                break;
+        }
+        if (slots[s] == SIZE_MAX)
+            slots[s] = i;
+        cnt[s]++;
+    }
+    for (size_t s = 0; s < cap; s++) {
+        const struct plat_an_event *ev;
+
+        if (slots[s] == SIZE_MAX)
+            continue;
+        ev = rows[slots[s]];
+        if (sb_elem(&a[0], ev->owner, 1) != 0 ||
+            sb_elem(&a[1], ev->event, 1) != 0 ||
+            sb_num(&a[2], hour_of(ev->ts_us)) != 0 ||
+            sb_num(&a[3], cnt[s]) != 0)
+            goto cleanup;
+    }
+    rc = 0;
+cleanup:
+    free(slots);
+    free(cnt);
+    return rc;
+}
+
+/* Appends presence key (scope, event, hour, distinct_id) to a[4..7]. */
+static int add_key(struct sbuf *a, const char *scope, const char *event,
+                   long long hour, const char *did)
+{
+    return sb_elem(&a[4], scope, 1) != 0 || sb_elem(&a[5], event, 1) != 0 ||
+                   sb_num(&a[6], hour) != 0 || sb_elem(&a[7], did, 1) != 0
+               ? -1
+               : 0;
+}
+
+int plat_an_group_roll(PGconn *c, struct plat_an_event **rows, size_t n,
+                       const char *flags)
+{
+    struct sbuf a[ROLL_PARAMS];
+    const char *vals[ROLL_PARAMS];
+    PGresult *res = NULL;
+    int rc = -1;
+
+    memset(a, 0, sizeof(a));
+    if (add_counts(rows, n, a) != 0)
+        goto cleanup;
+    for (size_t i = 0; i < n; i++) {
+        const struct plat_an_event *ev = rows[i];
+        long long hr = hour_of(ev->ts_us);
+
+        if (!ev->stored)
+            continue;
+        if (!(flags[i] & PLAT_AN_ROW_KNOWN) &&
+            (add_key(a, ev->owner, ev->event, hr, ev->distinct_id) != 0 ||
+             add_key(a, "*", ev->event, hr, ev->distinct_id) != 0))
+            goto cleanup;
+        if (!(flags[i] & PLAT_AN_ROW_KNOWN_ALL) &&
+            (add_key(a, ev->owner, "", hr, ev->distinct_id) != 0 ||
+             add_key(a, "*", "", hr, ev->distinct_id) != 0))
+            goto cleanup;
+    }
+    if (sb_close_all(a, ROLL_PARAMS) != 0)
+        goto cleanup;
+    for (int p = 0; p < ROLL_PARAMS; p++)
+        vals[p] = a[p].p;
+    res = PQexecPrepared(c, "an_roll", ROLL_PARAMS, vals, NULL, NULL, 0);
+    rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : -1;
+cleanup:
+    PQclear(res);
+    sb_free_all(a, ROLL_PARAMS);
+    return rc;
+}

@@ -32,6 +32,7 @@ struct tok_keyset {
     struct tok_key *keys;
     size_t n, cap;
     EVP_MD *sha256;
+    unsigned long long id; /* unique per keyset for the process lifetime */
 };
 
 /* Key named `kid` (NUL-terminated), or NULL. */

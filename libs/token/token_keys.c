@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include <openssl/bio.h>
@@ -301,10 +302,12 @@ int tok_rsa_thumbprint(const EVP_PKEY *pkey, char *kid)
 
 struct tok_keyset *tok_keyset_new(void)
 {
+    static _Atomic unsigned long long next_id = 1;
     struct tok_keyset *ks = calloc(1, sizeof(*ks));
 
     if (!ks)
         return NULL;
+    ks->id = atomic_fetch_add(&next_id, 1);
     ks->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
     if (!ks->sha256) {
         free(ks);

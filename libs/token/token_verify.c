@@ -256,6 +256,47 @@ static enum tok_err check_claims(const struct tok_policy *pol, json_t *c,
     return TOK_OK;
 }
 
+/*
+ * Per-thread memo of the last header segment this thread accepted. Tokens
+ * from one issuer repeat the same header, so its decoding, JSON parse and
+ * checks run once per thread instead of once per token. Keyed by the
+ * keyset's id and key count (keys are only ever appended), so another or a
+ * grown keyset misses. Only accepted headers are stored.
+ */
+struct hdr_memo {
+    unsigned long long ks_id;
+    size_t ks_n;
+    size_t key_idx;
+    size_t len;
+    char seg[256];
+};
+static _Thread_local struct hdr_memo hdr_memo;
+
+static const struct tok_key *hdr_memo_find(const struct tok_keyset *ks,
+                                           const char *seg, size_t len)
+{
+    const struct hdr_memo *m = &hdr_memo;
+
+    if (m->len == 0 || m->len != len || m->ks_id != ks->id ||
+        m->ks_n != ks->n || memcmp(m->seg, seg, len) != 0)
+        return NULL;
+    return &ks->keys[m->key_idx];
+}
+
+static void hdr_memo_store(const struct tok_keyset *ks, const char *seg,
+                           size_t len, const struct tok_key *key)
+{
+    struct hdr_memo *m = &hdr_memo;
+
+    if (len > sizeof(m->seg))
+        return;
+    memcpy(m->seg, seg, len);
+    m->len = len;
+    m->ks_id = ks->id;
+    m->ks_n = ks->n;
+    m->key_idx = (size_t)(key - ks->keys);
+}
+
 enum tok_err tok_verify(const struct tok_keyset *ks,
                         const struct tok_policy *pol, const char *token,
                         size_t len, time_t now, struct tok_claims *out)
@@ -273,12 +314,16 @@ enum tok_err tok_verify(const struct tok_keyset *ks,
         return TOK_ETOOLONG;
     if (split(token, len, &seg) != 0)
         return TOK_EMALFORMED;
-    hdr = decode_object(seg.hdr, seg.hdr_len, &rc);
-    if (!hdr)
-        goto cleanup;
-    rc = check_header(ks, hdr, &key);
-    if (rc != TOK_OK)
-        goto cleanup;
+    key = hdr_memo_find(ks, seg.hdr, seg.hdr_len);
+    if (!key) {
+        hdr = decode_object(seg.hdr, seg.hdr_len, &rc);
+        if (!hdr)
+            goto cleanup;
+        rc = check_header(ks, hdr, &key);
+        if (rc != TOK_OK)
+            goto cleanup;
+        hdr_memo_store(ks, seg.hdr, seg.hdr_len, key);
+    }
     if (tok_b64url_decode(seg.sig, seg.sig_len, &sig, &siglen) != 0) {
         rc = TOK_EMALFORMED;
         goto cleanup;

@@ -250,6 +250,39 @@ START_TEST(test_other_key_same_kid)
 }
 END_TEST
 
+/* The per-thread header memo must never outlive the keyset it was made
+ * with, nor survive a key being added to it. */
+START_TEST(test_header_memo_scoped_to_keyset)
+{
+    struct tok_keyset *a = keyset_a(), *other = tok_keyset_new();
+    static const char secret[] = "0123456789abcdef0123456789abcdef!";
+    json_t *nokid;
+
+    ck_assert_ptr_nonnull(other);
+    ck_assert_int_eq(tok_keyset_add_hmac(other, secret, sizeof(secret) - 1,
+                                         NULL), 0);
+    ck_assert_int_eq(check_with(a, &pol, base_header(), base_claims(),
+                                FORGE_RS256, key_a, 0), TOK_OK);
+    ck_assert_int_eq(check_with(other, &pol, base_header(), base_claims(),
+                                FORGE_RS256, key_a, 0), TOK_EKID);
+    ck_assert_int_eq(check_with(a, &pol, base_header(), base_claims(),
+                                FORGE_RS256, key_a, 0), TOK_OK);
+
+    nokid = base_header();
+    json_object_del(nokid, "kid");
+    ck_assert_int_eq(check_with(a, &pol, json_deep_copy(nokid),
+                                base_claims(), FORGE_RS256, key_a, 0),
+                     TOK_OK);
+    ck_assert_int_eq(tok_keyset_add_hmac(a, secret, sizeof(secret) - 1,
+                                         NULL), 0);
+    /* a missing kid is only fine while the keyset holds one key */
+    ck_assert_int_eq(check_with(a, &pol, nokid, base_claims(), FORGE_RS256,
+                                key_a, 0), TOK_EKID);
+    tok_keyset_free(a);
+    tok_keyset_free(other);
+}
+END_TEST
+
 START_TEST(test_tampered)
 {
     struct tok_signer *s = tok_signer_new_rsa(priv_a, strlen(priv_a), NULL);
@@ -545,6 +578,7 @@ static Suite *token_suite(void)
     tcase_add_test(tc, test_mixed_keyset);
     tcase_add_test(tc, test_kid);
     tcase_add_test(tc, test_other_key_same_kid);
+    tcase_add_test(tc, test_header_memo_scoped_to_keyset);
     tcase_add_test(tc, test_tampered);
     tcase_add_test(tc, test_truncated);
     tcase_add_test(tc, test_too_long);

@@ -575,8 +575,7 @@ static void httpd_stop(struct httpd_server *s)
     s->quiesced_fd = MHD_INVALID_SOCKET;
 }
 
-int httpd_run(struct httpd_server *s, void (*on_signal)(void *),
-              void (*on_hup)(void *), void *arg)
+int httpd_wait_shutdown(void (*on_hup)(void *), void *arg)
 {
     sigset_t set;
     int sig = 0;
@@ -597,6 +596,13 @@ int httpd_run(struct httpd_server *s, void (*on_signal)(void *),
     }
     log_kv(LOG_LVL_INFO, NULL, "shutting down", "signal",
            sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
+    return sig;
+}
+
+int httpd_run(struct httpd_server *s, void (*on_signal)(void *),
+              void (*on_hup)(void *), void *arg)
+{
+    httpd_wait_shutdown(on_hup, arg);
     if (on_signal != NULL)
         on_signal(arg);
     httpd_drain(s, s->opts.drain_s);

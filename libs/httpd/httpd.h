@@ -131,6 +131,14 @@ int httpd_port(const struct httpd_server *s);
 int httpd_run(struct httpd_server *s, void (*on_signal)(void *),
               void (*on_hup)(void *), void *arg);
 
+/*
+ * The signal half of httpd_run(), for processes that run their own MHD
+ * daemons: blocks SIGTERM, SIGINT and SIGHUP in the calling thread, calls
+ * `on_hup(arg)` (may be NULL) for each SIGHUP, and returns SIGTERM or
+ * SIGINT once one arrives, after logging "shutting down". Call from main.
+ */
+int httpd_wait_shutdown(void (*on_hup)(void *), void *arg);
+
 /* Stops (if running) and frees. */
 void httpd_free(struct httpd_server *s);
 

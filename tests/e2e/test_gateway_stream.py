@@ -236,7 +236,7 @@ def test_client_leaving_idle_sse_then_sigterm_exits_promptly() -> None:
             chunk = s.recv(4096)
             assert chunk, "gateway closed the stream early"
             got += chunk
-        assert sent.is_set()
+        assert sent.wait(5)  # set right after the flush that we just read
         s.close()
         # The gateway notices the departure while the upstream stays idle.
         deadline = time.monotonic() + 20

@@ -417,24 +417,7 @@ static void drain(struct gw *g)
 
 int gw_serve_run(struct gw *g)
 {
-    sigset_t set;
-    int sig = 0;
-
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    for (;;) {
-        if (sigwait(&set, &sig) != 0)
-            continue;
-        if (sig != SIGHUP)
-            break;
-        log_info(NULL, "SIGHUP received");
-        gw_reload(g);
-    }
-    log_kv(LOG_LVL_INFO, NULL, "shutting down", "signal",
-           sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
+    httpd_wait_shutdown(gw_on_hup, g);
     drain(g);
     gw_serve_stop(g);
     log_info(NULL, "stopped");

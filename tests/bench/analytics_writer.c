@@ -29,6 +29,7 @@
 #include "../../services/platform/src/analytics_copy.c"
 #include "../../services/platform/src/analytics_event.c"
 #include "../../services/platform/src/analytics_group.c"
+#include "../../services/platform/src/analytics_known.c"
 #include "../../services/platform/src/validation.c"
 
 static double now_s(void)
@@ -85,17 +86,17 @@ static int write_steps(struct plat_an_conn *w, struct plat_an_event **rows,
 
     if (flags == NULL || mark_duplicates(rows, n, flags) != 0)
         return -1;
-    for (size_t i = 0; i < n && w->keys_n > 0; i++) {
-        key_of(rows[i], rows[i]->event, key, sizeof(key));
-        if (keys_has(w, key))
+    for (size_t i = 0; i < n && w->known.n > 0; i++) {
+        size_t len = key_of(rows[i], rows[i]->event, key, sizeof(key));
+
+        if (plat_an_known_has(&w->known, key, len))
             flags[i] |= ROW_KNOWN;
-        key_of(rows[i], "", key, sizeof(key));
-        if (keys_has(w, key))
+        len = key_of(rows[i], "", key, sizeof(key));
+        if (plat_an_known_has(&w->known, key, len))
             flags[i] |= ROW_KNOWN_ALL;
     }
     c[0] = proc_cpu_s(pid);
-    ok = exec_ok(w->conn, "BEGIN") == 0 &&
-         (fresh = plat_an_group_dedupe(w->conn, rows, n, flags)) >= 0;
+    ok = (fresh = begin_dedupe(w, rows, n, flags)) >= 0;
     c[1] = proc_cpu_s(pid);
     ok = ok && plat_an_group_roll(w->conn, rows, n, flags) == 0;
     c[2] = proc_cpu_s(pid);
@@ -108,10 +109,13 @@ static int write_steps(struct plat_an_conn *w, struct plat_an_event **rows,
     for (size_t i = 0; ok && i < n; i++) {
         if (!rows[i]->stored)
             continue;
-        key_of(rows[i], rows[i]->event, key, sizeof(key));
-        keys_add(w, key);
-        key_of(rows[i], "", key, sizeof(key));
-        keys_add(w, key);
+        size_t len = key_of(rows[i], rows[i]->event, key, sizeof(key));
+
+        if (!(flags[i] & ROW_KNOWN))
+            plat_an_known_add(&w->known, key, len);
+        len = key_of(rows[i], "", key, sizeof(key));
+        if (!(flags[i] & ROW_KNOWN_ALL))
+            plat_an_known_add(&w->known, key, len);
     }
     free(flags);
     return ok ? 0 : -1;

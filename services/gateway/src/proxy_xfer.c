@@ -152,6 +152,39 @@ out:
     return len;
 }
 
+/* A new easy handle with the options every proxied transfer shares;
+ * NULL when out of memory. */
+static CURL *easy_new(struct gw_proxy *p)
+{
+    CURL *h = curl_easy_init();
+    CURLcode rc = CURLE_OK;
+
+    if (h == NULL)
+        return NULL;
+#define SET(opt, val)                                                        \
+    do {                                                                     \
+        if (rc == CURLE_OK)                                                  \
+            rc = curl_easy_setopt(h, opt, val);                              \
+    } while (0)
+    SET(CURLOPT_CLOSESOCKETFUNCTION, gw_proxy_close_socket);
+    SET(CURLOPT_CLOSESOCKETDATA, p);
+    SET(CURLOPT_BUFFERSIZE, GW_CURL_BUFFER);
+    SET(CURLOPT_NOSIGNAL, 1L);
+    SET(CURLOPT_PROTOCOLS_STR, "http,https");
+    SET(CURLOPT_PATH_AS_IS, 1L);
+    SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    SET(CURLOPT_WRITEFUNCTION, on_body);
+    SET(CURLOPT_HEADERFUNCTION, on_header);
+    SET(CURLOPT_READFUNCTION, on_read);
+    SET(CURLOPT_TCP_NODELAY, 1L);
+#undef SET
+    if (rc != CURLE_OK) {
+        curl_easy_cleanup(h);
+        return NULL;
+    }
+    return h;
+}
+
 /* Builds the easy handle for the next attempt. 0, or -1 (then done). */
 static int attempt_setup(struct gw_proxy *p, struct gw_xfer *x)
 {
@@ -177,38 +210,33 @@ static int attempt_setup(struct gw_proxy *p, struct gw_xfer *x)
     memcpy(url, x->tgt->url, tlen);
     memcpy(url + tlen, x->path_query, plen + 1);
     h = x->easy;
-    if (h == NULL)
-        h = p->nspare > 0 ? p->spare[--p->nspare] : curl_easy_init();
-    if (h == NULL) {
+    if (h == NULL && p->nspare > 0)
+        h = p->spare[--p->nspare];
+    if (h == NULL && (h = easy_new(p)) == NULL) {
         free(url);
         return -1;
     }
-    curl_easy_reset(h);
     x->easy = h;
     x->errbuf[0] = '\0';
+    /* No curl_easy_reset(): the constant options stay as easy_new() set
+     * them, and everything a previous transfer on this handle may have
+     * changed is set again below. */
 #define SET(opt, val)                                                        \
     do {                                                                     \
         if (rc == CURLE_OK)                                                  \
             rc = curl_easy_setopt(h, opt, val);                              \
     } while (0)
+    SET(CURLOPT_HTTPGET, 1L); /* clears NOBODY and UPLOAD */
+    SET(CURLOPT_CUSTOMREQUEST, (char *)NULL);
     SET(CURLOPT_URL, url);
     SET(CURLOPT_PRIVATE, &x->tag);
-    SET(CURLOPT_CLOSESOCKETFUNCTION, gw_proxy_close_socket);
-    SET(CURLOPT_CLOSESOCKETDATA, p);
-    SET(CURLOPT_BUFFERSIZE, GW_CURL_BUFFER);
-    SET(CURLOPT_NOSIGNAL, 1L);
-    SET(CURLOPT_PROTOCOLS_STR, "http,https");
-    SET(CURLOPT_PATH_AS_IS, 1L);
-    SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     SET(CURLOPT_HTTPHEADER, x->req_headers);
     SET(CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
     SET(CURLOPT_TIMEOUT_MS, timeout_ms);
-    SET(CURLOPT_WRITEFUNCTION, on_body);
     SET(CURLOPT_WRITEDATA, x);
-    SET(CURLOPT_HEADERFUNCTION, on_header);
     SET(CURLOPT_HEADERDATA, x);
+    SET(CURLOPT_READDATA, x);
     SET(CURLOPT_ERRORBUFFER, x->errbuf);
-    SET(CURLOPT_TCP_NODELAY, 1L);
     if (strcmp(method, "HEAD") == 0) {
         SET(CURLOPT_NOBODY, 1L);
     } else if (strcmp(method, "GET") != 0 || x->has_body) {
@@ -217,8 +245,6 @@ static int attempt_setup(struct gw_proxy *p, struct gw_xfer *x)
         if (x->has_body || strcmp(method, "POST") == 0 ||
             strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0) {
             SET(CURLOPT_UPLOAD, 1L);
-            SET(CURLOPT_READFUNCTION, on_read);
-            SET(CURLOPT_READDATA, x);
             /* Known length: sent as Content-Length; else chunked. */
             SET(CURLOPT_INFILESIZE_LARGE,
                 (curl_off_t)(x->has_body ? x->content_length : 0));

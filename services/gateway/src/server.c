@@ -138,6 +138,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
     char status_s[16];
     double dur;
     int status, cancel;
+    enum log_level lvl;
 
     (void)conn;
     if (x == NULL)
@@ -175,16 +176,19 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
 
         metrics_observe_labels(s->m_http_duration, lv, dur);
     }
-    log_json(x->upstream == NULL && status < 500 && r->route[0] == '/'
-                 ? LOG_LVL_DEBUG
-                 : LOG_LVL_INFO,
-             &r->log, "request",
-             json_pack("{s:s,s:s,s:s,s:s,s:s,s:i,s:f,s:I,s:b}", "method",
-                       r->method, "path", r->path, "route", r->route,
-                       "upstream", upstream, "color", color, "status",
-                       status, "duration_ms", dur * 1000.0, "bytes",
-                       (json_int_t)x->st.resp_bytes, "completed",
-                       toe == MHD_REQUEST_TERMINATED_COMPLETED_OK));
+    lvl = x->upstream == NULL && status < 500 && r->route[0] == '/'
+              ? LOG_LVL_DEBUG
+              : LOG_LVL_INFO;
+    /* The access line is built only when it will be written. */
+    if (log_enabled(lvl))
+        log_json(lvl, &r->log, "request",
+                 json_pack("{s:s,s:s,s:s,s:s,s:s,s:i,s:f,s:I,s:b}",
+                           "method", r->method, "path", r->path, "route",
+                           r->route, "upstream", upstream, "color", color,
+                           "status", status, "duration_ms", dur * 1000.0,
+                           "bytes", (json_int_t)x->st.resp_bytes,
+                           "completed",
+                           toe == MHD_REQUEST_TERMINATED_COMPLETED_OK));
     pthread_mutex_lock(&x->mu);
     x->client_gone = 1;
     x->wait = GW_WAIT_NONE;

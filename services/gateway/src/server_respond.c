@@ -104,13 +104,55 @@ static void answer_failure(struct gw_xfer *x, CURLcode rc)
                     "upstream %s broke the exchange", name);
 }
 
+/*
+ * Whether the whole body of a finished, successful transfer sits in the
+ * down ring (so it can be answered from memory). HEAD and bodiless
+ * statuses keep the callback path, which sends the upstream's
+ * Content-Length unchanged. Call with x->mu held.
+ */
+static int whole_body(const struct gw_xfer *x, int status, int head)
+{
+    if (!x->done || x->result != CURLE_OK || head || x->write_paused)
+        return 0;
+    if (status < 200 || status == 204 || status == 304)
+        return 0;
+    return x->resp_length < 0 || (uint64_t)x->resp_length == x->down.len;
+}
+
+/* The down ring's bytes as a response MHD owns; NULL when out of memory.
+ * Call with x->mu held. */
+static struct MHD_Response *body_response(struct gw_xfer *x)
+{
+    struct gw_ring *d = &x->down;
+    struct MHD_Response *resp;
+    size_t len = d->len;
+    char *flat;
+
+    x->st.resp_bytes += len;
+    if (d->head + len <= d->cap) {
+        resp = MHD_create_response_from_buffer(
+            len, len > 0 ? d->buf + d->head : (void *)"",
+            MHD_RESPMEM_MUST_COPY);
+        d->head = d->len = 0;
+        return resp;
+    }
+    flat = malloc(len);
+    if (flat == NULL)
+        return NULL;
+    gw_ring_get(d, flat, len);
+    resp = MHD_create_response_from_buffer(len, flat, MHD_RESPMEM_MUST_FREE);
+    if (resp == NULL)
+        free(flat);
+    return resp;
+}
+
 /* Status and headers are known (or the transfer failed): answer. */
 void gw_serve_respond(struct gw_xfer *x)
 {
     struct MHD_Response *resp;
     uint64_t size;
     int status, head = strcmp(x->st.r.method, "HEAD") == 0;
-    int stream = 0;
+    int stream = 0, whole = 0;
     size_t i;
 
     pthread_mutex_lock(&x->mu);
@@ -125,18 +167,27 @@ void gw_serve_respond(struct gw_xfer *x)
     size = x->resp_length >= 0 ? (uint64_t)x->resp_length : MHD_SIZE_UNKNOWN;
     if (status == 204 || status == 304 || (status < 200 && status >= 100))
         size = 0;
-    /* MHD allocates a block per response: no bigger than the body. */
-    resp = MHD_create_response_from_callback(
-        size, size != MHD_SIZE_UNKNOWN && size < GW_BLOCK
-                  ? (size_t)(size > 0 ? size : 1)
-                  : GW_BLOCK,
-        reader, x, reader_free);
+    if (whole_body(x, status, head)) {
+        /* The upstream has already finished: hand MHD the body itself,
+         * so the status line, headers and body leave in one sendmsg()
+         * instead of a header send plus one per reader call. */
+        resp = body_response(x);
+        whole = 1;
+    } else {
+        /* MHD allocates a block per response: no bigger than the body. */
+        resp = MHD_create_response_from_callback(
+            size, size != MHD_SIZE_UNKNOWN && size < GW_BLOCK
+                      ? (size_t)(size > 0 ? size : 1)
+                      : GW_BLOCK,
+            reader, x, reader_free);
+    }
     if (resp == NULL) {
         pthread_mutex_unlock(&x->mu);
         httpd_error(&x->st.r, 500, "internal_error", "out of memory");
         return;
     }
-    gw_xfer_retain(x); /* released by reader_free */
+    if (!whole)
+        gw_xfer_retain(x); /* released by reader_free */
     for (i = 0; i < x->nresp_hdrs; i++) {
         const char *name = x->resp_hdrs[i];
         const char *value = name + strlen(name) + 1;
@@ -153,8 +204,7 @@ void gw_serve_respond(struct gw_xfer *x)
         }
     }
     pthread_mutex_unlock(&x->mu);
-    (void)head;
-    if (stream || size == MHD_SIZE_UNKNOWN)
+    if (stream || (!whole && size == MHD_SIZE_UNKNOWN))
         MHD_add_response_header(resp, "X-Accel-Buffering", "no");
     send_resp(x, status, resp);
 }

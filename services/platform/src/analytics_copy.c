@@ -14,7 +14,6 @@
 /* COPY data is sent in chunks of about this size. */
 #define COPY_CHUNK (256 * 1024)
 
-static void keys_clear(struct plat_an_conn *w);
 
 static double mono_now(void)
 {
@@ -100,7 +99,7 @@ int plat_an_conn_open(struct plat_an_conn *w)
         goto fail;
     w->last_connect_fail = 0;
     /* A new session may follow a restore: trust nothing remembered. */
-    keys_clear(w);
+    plat_an_known_clear(&w->known);
     log_kv(LOG_LVL_INFO, NULL, "analytics writer connected", NULL);
     return 0;
 fail:
@@ -118,81 +117,22 @@ fail:
 #define ROW_DUP PLAT_AN_ROW_DUP
 #define ROW_KNOWN PLAT_AN_ROW_KNOWN
 #define ROW_KNOWN_ALL PLAT_AN_ROW_KNOWN_ALL
-/* Presence keys remembered per connection before starting over. */
-#define KEYS_MAX 100000
 
 /*
  * "owner US event US hour US distinct_id": both scopes' presence key for
  * `event` (the row's name, or "" for the all-events rollup).
  */
-static void key_of(const struct plat_an_event *ev, const char *event,
-                   char *buf, size_t len)
+static size_t key_of(const struct plat_an_event *ev, const char *event,
+                     char *buf, size_t len)
 {
     long long hour = (long long)(ev->ts_us / (3600 * PLAT_AN_US_PER_S));
+    int n;
 
     if (ev->ts_us < 0)
         hour--;
-    snprintf(buf, len, "%s\x1f%s\x1f%lld\x1f%s", ev->owner, event, hour,
-             ev->distinct_id);
-}
-
-static uint64_t hash_str(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-
-    for (; *s != '\0'; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
-
-static void keys_clear(struct plat_an_conn *w)
-{
-    for (size_t i = 0; i < w->keys_cap; i++) {
-        free(w->keys[i]);
-        w->keys[i] = NULL;
-    }
-    w->keys_n = 0;
-}
-
-/* Slot of `k`, or of the empty slot where it would go. */
-static size_t keys_slot(const struct plat_an_conn *w, const char *k)
-{
-    size_t mask = w->keys_cap - 1, s = (size_t)hash_str(k) & mask;
-
-    while (w->keys[s] != NULL && strcmp(w->keys[s], k) != 0)
-        s = (s + 1) & mask;
-    return s;
-}
-
-static int keys_has(const struct plat_an_conn *w, const char *k)
-{
-    return w->keys_cap > 0 && w->keys[keys_slot(w, k)] != NULL;
-}
-
-/* Remembers a committed key; best effort (forgets all when full). */
-static void keys_add(struct plat_an_conn *w, const char *k)
-{
-    size_t s;
-
-    if (w->keys_cap == 0) {
-        /* Load factor <= 1/2 with KEYS_MAX entries. */
-        size_t cap = 1;
-
-        while (cap < 2 * KEYS_MAX)
-            cap *= 2;
-        w->keys = calloc(cap, sizeof(*w->keys));
-        if (w->keys == NULL)
-            return;
-        w->keys_cap = cap;
-    }
-    if (w->keys_n >= KEYS_MAX)
-        keys_clear(w);
-    s = keys_slot(w, k);
-    if (w->keys[s] != NULL)
-        return;
-    w->keys[s] = strdup(k);
-    if (w->keys[s] != NULL)
-        w->keys_n++;
+    n = snprintf(buf, len, "%s\x1f%s\x1f%lld\x1f%s", ev->owner, event, hour,
+                 ev->distinct_id);
+    return n < 0 ? 0 : (size_t)n < len ? (size_t)n : len - 1;
 }
 
 /*
@@ -241,23 +181,57 @@ static int exec_ok(PGconn *c, const char *sql)
     return ok ? 0 : -1;
 }
 
+/* Starts `sql` (a COPY ... FROM STDIN); 0 or -1. */
+static int copy_begin(struct plat_an_conn *w, const char *sql)
+{
+    PGresult *res = PQexec(w->conn, sql);
+    int ok = PQresultStatus(res) == PGRES_COPY_IN;
+
+    PQclear(res);
+    w->len = 0;
+    return ok ? 0 : -1;
+}
+
+/*
+ * Sends what is buffered and ends the COPY (aborts it when `failed`),
+ * then reads its outcome: 0 when it succeeded, else -1 with the error's
+ * SQLSTATE in `state` ("" when there is none).
+ */
+static int copy_end(struct plat_an_conn *w, int failed, char state[6])
+{
+    PGresult *res;
+    int ok = 1;
+
+    state[0] = '\0';
+    if (failed)
+        PQputCopyEnd(w->conn, "out of memory");
+    else if (copy_flush(w) != 0 || PQputCopyEnd(w->conn, NULL) != 1)
+        ok = 0;
+    while ((res = PQgetResult(w->conn)) != NULL) {
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+            if (st != NULL && state[0] == '\0')
+                snprintf(state, 6, "%s", st);
+            ok = 0;
+        }
+        PQclear(res);
+    }
+    return ok && !failed ? 0 : -1;
+}
+
 /* COPYs the rows marked stored into analytics_events; 0 or -1. */
 static int copy_rows(struct plat_an_conn *w, struct plat_an_event **rows,
                      size_t n)
 {
-    PGresult *res;
-    char ts[PLAT_AN_TIME_LEN], recv[PLAT_AN_TIME_LEN];
-    int ok;
+    char ts[PLAT_AN_TIME_LEN], recv[PLAT_AN_TIME_LEN], state[6];
+    int failed = 0;
 
-    res = PQexec(w->conn,
-                 "COPY platform.analytics_events (ts, event, distinct_id,"
-                 " owner, properties, message_id, received_at) FROM STDIN");
-    ok = PQresultStatus(res) == PGRES_COPY_IN;
-    PQclear(res);
-    if (!ok)
+    if (copy_begin(w, "COPY platform.analytics_events (ts, event,"
+                      " distinct_id, owner, properties, message_id,"
+                      " received_at) FROM STDIN") != 0)
         return -1;
-    w->len = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && !failed; i++) {
         const struct plat_an_event *ev = rows[i];
 
         if (!ev->stored)
@@ -269,23 +243,78 @@ static int copy_rows(struct plat_an_conn *w, struct plat_an_event **rows,
             buf_text(w, ev->owner, '\t') != 0 ||
             buf_text(w, ev->properties, '\t') != 0 ||
             buf_text(w, ev->message_id, '\t') != 0 ||
-            buf_text(w, recv, '\n') != 0) {
-            PQputCopyEnd(w->conn, "out of memory");
-            goto drain;
-        }
-        if (w->len >= COPY_CHUNK && copy_flush(w) != 0)
-            return -1;
+            buf_text(w, recv, '\n') != 0 ||
+            (w->len >= COPY_CHUNK && copy_flush(w) != 0))
+            failed = 1;
     }
-    if (copy_flush(w) != 0 || PQputCopyEnd(w->conn, NULL) != 1)
+    return copy_end(w, failed, state);
+}
+
+/*
+ * Step 2, optimistic: COPYs the ids of the rows without ROW_DUP into
+ * analytics_dedupe. 0: all were new (each such row's `stored` set);
+ * 1: one was already there (unique violation; the transaction is
+ * aborted); -1: another failure.
+ */
+static int copy_dedupe(struct plat_an_conn *w, struct plat_an_event **rows,
+                       size_t n, const char *flags)
+{
+    char recv[PLAT_AN_TIME_LEN], state[6];
+    int failed = 0;
+
+    if (copy_begin(w, "COPY platform.analytics_dedupe (message_id,"
+                      " received_at) FROM STDIN") != 0)
         return -1;
-drain:
-    ok = 1;
-    while ((res = PQgetResult(w->conn)) != NULL) {
-        if (PQresultStatus(res) != PGRES_COMMAND_OK)
-            ok = 0;
-        PQclear(res);
+    for (size_t i = 0; i < n && !failed; i++) {
+        if (flags[i] & ROW_DUP)
+            continue;
+        plat_an_time_format(rows[i]->received_us, recv, sizeof(recv));
+        if (buf_text(w, rows[i]->message_id, '\t') != 0 ||
+            buf_text(w, recv, '\n') != 0 ||
+            (w->len >= COPY_CHUNK && copy_flush(w) != 0))
+            failed = 1;
     }
-    return ok ? 0 : -1;
+    if (copy_end(w, failed, state) != 0)
+        return strcmp(state, "23505") == 0 ? 1 : -1;
+    for (size_t i = 0; i < n; i++)
+        rows[i]->stored = !(flags[i] & ROW_DUP);
+    return 0;
+}
+
+/*
+ * BEGIN + step 2: the number of rows whose id was new (their `stored`
+ * set), or -1. Ids are COPYed (no conflict handling, about half the
+ * cost of INSERT ... ON CONFLICT); when one turns out to exist already —
+ * a client's retry — the transaction is rolled back and the ids go in
+ * with ON CONFLICT DO NOTHING instead, for the next PLAT_AN_DEDUPE_SLOW_GROUPS
+ * groups too, as retries tend to come in bursts.
+ */
+static long begin_dedupe(struct plat_an_conn *w, struct plat_an_event **rows,
+                         size_t n, const char *flags)
+{
+    if (w->slow_groups > 0) {
+        w->slow_groups--;
+    } else {
+        int rc;
+        long fresh = 0;
+
+        if (exec_ok(w->conn, "BEGIN") != 0)
+            return -1;
+        rc = copy_dedupe(w, rows, n, flags);
+        if (rc < 0)
+            return -1;
+        if (rc == 0) {
+            for (size_t i = 0; i < n; i++)
+                fresh += rows[i]->stored;
+            return fresh;
+        }
+        if (exec_ok(w->conn, "ROLLBACK") != 0)
+            return -1;
+        w->slow_groups = PLAT_AN_DEDUPE_SLOW_GROUPS;
+    }
+    if (exec_ok(w->conn, "BEGIN") != 0)
+        return -1;
+    return plat_an_group_dedupe(w->conn, rows, n, flags);
 }
 
 enum plat_an_result plat_an_conn_write(struct plat_an_conn *w,
@@ -306,20 +335,20 @@ enum plat_an_result plat_an_conn_write(struct plat_an_conn *w,
     flags = calloc(n, 1);
     if (flags == NULL || mark_duplicates(rows, n, flags) != 0)
         goto cleanup;
-    for (size_t i = 0; i < n && w->keys_n > 0; i++) {
-        key_of(rows[i], rows[i]->event, key, sizeof(key));
-        if (keys_has(w, key))
+    for (size_t i = 0; i < n && w->known.n > 0; i++) {
+        size_t len = key_of(rows[i], rows[i]->event, key, sizeof(key));
+
+        if (plat_an_known_has(&w->known, key, len))
             flags[i] |= ROW_KNOWN;
-        key_of(rows[i], "", key, sizeof(key));
-        if (keys_has(w, key))
+        len = key_of(rows[i], "", key, sizeof(key));
+        if (plat_an_known_has(&w->known, key, len))
             flags[i] |= ROW_KNOWN_ALL;
     }
 
     /* Rollups last: every group upserts the same hot rollup rows, and
      * their row locks are held until COMMIT, serialising the writers
      * for that long; the COPY before it holds no shared lock. */
-    if (exec_ok(w->conn, "BEGIN") != 0 ||
-        (fresh = plat_an_group_dedupe(w->conn, rows, n, flags)) < 0 ||
+    if ((fresh = begin_dedupe(w, rows, n, flags)) < 0 ||
         (fresh > 0 && (copy_rows(w, rows, n) != 0 ||
                        plat_an_group_roll(w->conn, rows, n, flags) != 0)))
         goto fail;
@@ -331,12 +360,14 @@ enum plat_an_result plat_an_conn_write(struct plat_an_conn *w,
         if (!rows[i]->stored)
             continue;
         if (!(flags[i] & ROW_KNOWN)) {
-            key_of(rows[i], rows[i]->event, key, sizeof(key));
-            keys_add(w, key);
+            size_t len = key_of(rows[i], rows[i]->event, key, sizeof(key));
+
+            plat_an_known_add(&w->known, key, len);
         }
         if (!(flags[i] & ROW_KNOWN_ALL)) {
-            key_of(rows[i], "", key, sizeof(key));
-            keys_add(w, key);
+            size_t len = key_of(rows[i], "", key, sizeof(key));
+
+            plat_an_known_add(&w->known, key, len);
         }
     }
     goto cleanup;
@@ -371,10 +402,7 @@ void plat_an_conn_close(struct plat_an_conn *w)
 void plat_an_conn_cleanup(struct plat_an_conn *w)
 {
     plat_an_conn_close(w);
-    keys_clear(w);
-    free(w->keys);
-    w->keys = NULL;
-    w->keys_cap = 0;
+    plat_an_known_cleanup(&w->known);
     free(w->buf);
     w->buf = NULL;
     w->len = w->cap = 0;

@@ -4,9 +4,11 @@
  *
  * plat_an_conn_write() writes `n` rows in ONE transaction:
  *   1. rows repeating an earlier row's message_id are skipped (in memory),
- *   2. the others' ids go into analytics_dedupe ON CONFLICT DO NOTHING
- *      (one prepared statement, the ids as an array parameter); only rows
- *      whose id was new go on,
+ *   2. the others' ids are COPYed into analytics_dedupe; when one is
+ *      there already (a retry: unique violation) the transaction starts
+ *      over with the ids inserted ON CONFLICT DO NOTHING (one prepared
+ *      statement, the ids as an array parameter) and only the rows whose
+ *      id was new go on,
  *   3. they are COPYed (text format) straight into analytics_events,
  *   4. their counts per (owner, event, hour), aggregated in memory, and
  *      their presence keys not known to be committed go into
@@ -29,7 +31,12 @@
 #include <stddef.h>
 
 #include "analytics.h"
+#include "analytics_known.h"
 #include "analytics_writer.h"
+
+/* Groups that dedupe with ON CONFLICT after a COPY of ids met an id
+ * already stored (step 2). */
+#define PLAT_AN_DEDUPE_SLOW_GROUPS 16
 
 struct plat_an_conn {
     const char *conninfo;       /* borrowed libpq URI / key=value */
@@ -37,13 +44,8 @@ struct plat_an_conn {
     double last_connect_fail;   /* monotonic s; 0 after success */
     char *buf;                  /* COPY data being built */
     size_t len, cap;
-    /*
-     * Presence keys (owner, event, hour, distinct_id) this connection saw
-     * committed: rows with such a key skip the hourly_ids insert. Open
-     * addressing, cleared when full and on every new session.
-     */
-    char **keys;
-    size_t keys_cap, keys_n;
+    struct plat_an_known known; /* presence keys seen committed */
+    int slow_groups;            /* groups left on the ON CONFLICT path */
 };
 
 /*

@@ -427,6 +427,59 @@ START_TEST(test_known_keys_keep_uniques_exact)
 }
 END_TEST
 
+/*
+ * A batch half made of ids already stored (a client retrying after a
+ * lost reply): the COPY of ids hits the unique index, the group starts
+ * over with ON CONFLICT, stores exactly the new half, and the next
+ * groups stay on that path for a while.
+ */
+START_TEST(test_partial_retry_falls_back)
+{
+    struct plat_an_writer *w;
+    struct plat_an_event *all, *evs;
+    size_t stored = 0, dups = 0;
+
+    set.writers = 1;
+    w = started(db_url);
+    ck_assert_int_eq(plat_an_writer_submit_take(w, make_batch("r", 40, 3,
+                                                              "o4"),
+                                                40, &stored, &dups),
+                     PLAT_AN_OK);
+    ck_assert_uint_eq(stored, 40);
+    ck_assert_int_eq(w->th[0].db.slow_groups, 0);
+    /* r-20..r-39 again, then 20 new ids. */
+    all = make_batch("r", 60, 3, "o4");
+    evs = calloc(40, sizeof(*evs));
+    ck_assert_ptr_nonnull(evs);
+    memcpy(evs, all + 20, 40 * sizeof(*evs));
+    for (size_t i = 0; i < 20; i++)
+        plat_an_event_cleanup(&all[i]);
+    free(all);
+    ck_assert_int_eq(plat_an_writer_submit_take(w, evs, 40, &stored, &dups),
+                     PLAT_AN_OK);
+    ck_assert_uint_eq(stored, 20);
+    ck_assert_uint_eq(dups, 20);
+    ck_assert_int_eq(w->th[0].db.slow_groups, PLAT_AN_DEDUPE_SLOW_GROUPS);
+    ck_assert_int_eq(plat_an_writer_submit_take(w, make_batch("s", 10, 3,
+                                                              "o4"),
+                                                10, &stored, &dups),
+                     PLAT_AN_OK);
+    ck_assert_uint_eq(stored, 10);
+    ck_assert_int_eq(w->th[0].db.slow_groups, PLAT_AN_DEDUPE_SLOW_GROUPS - 1);
+    plat_an_writer_free(w);
+    ck_assert_int_eq(scalar("SELECT count(*) FROM platform.analytics_events"
+                            " WHERE owner = 'o4'"),
+                     70);
+    ck_assert_int_eq(scalar("SELECT count(*) FROM platform.analytics_dedupe"
+                            " WHERE message_id LIKE 'r-%' OR"
+                            " message_id LIKE 's-%'"),
+                     70);
+    ck_assert_int_eq(scalar("SELECT sum(n) FROM platform.analytics_hourly "
+                            "WHERE scope = 'o4' AND event = ''"),
+                     70);
+}
+END_TEST
+
 /* Text that array literals and COPY must quote: stored exactly. */
 START_TEST(test_special_characters)
 {
@@ -481,6 +534,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_partitions);
     tcase_add_test(tc, test_prune_dedupe);
     tcase_add_test(tc, test_known_keys_keep_uniques_exact);
+    tcase_add_test(tc, test_partial_retry_falls_back);
     tcase_add_test(tc, test_special_characters);
     suite_add_tcase(s, tc);
     return s;

@@ -155,6 +155,29 @@ static void make_row(struct plat_an_event *ev, const char *owner, long seq,
     ev->received_us = now;
 }
 
+/* Appends `s` in COPY's text format (escaped) and `sep`: the reference
+ * loads text, as psql \copy does. */
+static int ref_text(struct plat_an_conn *w, const char *s, char sep)
+{
+    size_t n = strlen(s);
+
+    if (buf_reserve(w, 2 * n + 1) != 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+
+        switch (ch) {
+        case '\\': w->buf[w->len++] = '\\'; w->buf[w->len++] = '\\'; break;
+        case '\t': w->buf[w->len++] = '\\'; w->buf[w->len++] = 't'; break;
+        case '\n': w->buf[w->len++] = '\\'; w->buf[w->len++] = 'n'; break;
+        case '\r': w->buf[w->len++] = '\\'; w->buf[w->len++] = 'r'; break;
+        default: w->buf[w->len++] = ch; break;
+        }
+    }
+    w->buf[w->len++] = sep;
+    return 0;
+}
+
 static int copy_reference(const char *conninfo, const char *owner,
                           long rows, double *rate, double *cpu)
 {
@@ -186,12 +209,12 @@ static int copy_reference(const char *conninfo, const char *owner,
         snprintf(ev.message_id, sizeof(ev.message_id), "cp-%lld-%ld",
                  (long long)now, i);
         plat_an_time_format(ev.ts_us, ts, sizeof(ts));
-        if (buf_text(&w, ts, '\t') != 0 || buf_text(&w, ev.event, '\t') ||
-            buf_text(&w, ev.distinct_id, '\t') != 0 ||
-            buf_text(&w, ev.owner, '\t') != 0 ||
-            buf_text(&w, ev.properties, '\t') != 0 ||
-            buf_text(&w, ev.message_id, '\t') != 0 ||
-            buf_text(&w, ts, '\n') != 0 ||
+        if (ref_text(&w, ts, '\t') != 0 || ref_text(&w, ev.event, '\t') ||
+            ref_text(&w, ev.distinct_id, '\t') != 0 ||
+            ref_text(&w, ev.owner, '\t') != 0 ||
+            ref_text(&w, ev.properties, '\t') != 0 ||
+            ref_text(&w, ev.message_id, '\t') != 0 ||
+            ref_text(&w, ts, '\n') != 0 ||
             (w.len >= COPY_CHUNK && copy_flush(&w) != 0))
             ok = 0;
         plat_an_event_cleanup(&ev);

@@ -23,7 +23,7 @@ static double mono_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Appends `s` to the COPY buffer in text format (escaped). */
+/* Makes room for `more` bytes in the COPY buffer; 0 or -1. */
 static int buf_reserve(struct plat_an_conn *w, size_t more)
 {
     size_t cap = w->cap != 0 ? w->cap : COPY_CHUNK * 2;
@@ -41,23 +41,69 @@ static int buf_reserve(struct plat_an_conn *w, size_t more)
     return 0;
 }
 
-static int buf_text(struct plat_an_conn *w, const char *s, char sep)
+/*
+ * COPY binary (PostgreSQL "COPY ... (FORMAT binary)" file format): big-
+ * endian integers; each tuple is an int16 field count, then per field an
+ * int32 length and the value in the type's send format. Binary spares the
+ * server the text parsing (timestamptz_in alone was 8 % of its CPU during
+ * ingestion) and the writer the escaping and date formatting.
+ */
+static void put_be(char *p, uint64_t v, int bytes)
 {
-    size_t n = strlen(s);
-
-    if (buf_reserve(w, 2 * n + 1) != 0)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        switch (ch) {
-        case '\\': w->buf[w->len++] = '\\'; w->buf[w->len++] = '\\'; break;
-        case '\t': w->buf[w->len++] = '\\'; w->buf[w->len++] = 't'; break;
-        case '\n': w->buf[w->len++] = '\\'; w->buf[w->len++] = 'n'; break;
-        case '\r': w->buf[w->len++] = '\\'; w->buf[w->len++] = 'r'; break;
-        default: w->buf[w->len++] = ch; break;
-        }
+    for (int i = bytes - 1; i >= 0; i--) {
+        p[i] = (char)(v & 0xff);
+        v >>= 8;
     }
-    w->buf[w->len++] = sep;
+}
+
+/* The file header: signature, flags, header extension length. */
+static int bin_header(struct plat_an_conn *w)
+{
+    if (buf_reserve(w, 19) != 0)
+        return -1;
+    memcpy(w->buf + w->len, "PGCOPY\n\377\r\n\0", 11);
+    put_be(w->buf + w->len + 11, 0, 4);
+    put_be(w->buf + w->len + 15, 0, 4);
+    w->len += 19;
+    return 0;
+}
+
+/* A tuple's field count (or -1: the trailer). */
+static int bin_tuple(struct plat_an_conn *w, int fields)
+{
+    if (buf_reserve(w, 2) != 0)
+        return -1;
+    put_be(w->buf + w->len, (uint64_t)(uint16_t)(int16_t)fields, 2);
+    w->len += 2;
+    return 0;
+}
+
+/* A text value; with `jsonb`, jsonb's send format (version 1 + text). */
+static int bin_text(struct plat_an_conn *w, const char *s, int jsonb)
+{
+    size_t n = strlen(s), total = n + (jsonb ? 1 : 0);
+
+    if (total > INT32_MAX || buf_reserve(w, 4 + total) != 0)
+        return -1;
+    put_be(w->buf + w->len, (uint64_t)total, 4);
+    w->len += 4;
+    if (jsonb)
+        w->buf[w->len++] = 1;
+    memcpy(w->buf + w->len, s, n);
+    w->len += n;
+    return 0;
+}
+
+/* A timestamptz: microseconds since 2000-01-01 00:00:00 UTC. */
+static int bin_time(struct plat_an_conn *w, int64_t unix_us)
+{
+    const int64_t pg_epoch_us = 946684800LL * PLAT_AN_US_PER_S;
+
+    if (buf_reserve(w, 12) != 0)
+        return -1;
+    put_be(w->buf + w->len, 8, 4);
+    put_be(w->buf + w->len + 4, (uint64_t)(unix_us - pg_epoch_us), 8);
+    w->len += 12;
     return 0;
 }
 
@@ -122,17 +168,44 @@ fail:
  * "owner US event US hour US distinct_id": both scopes' presence key for
  * `event` (the row's name, or "" for the all-events rollup).
  */
+/* Appends s[0..k) and `sep` (unless NUL) if they fit with a final NUL. */
+static size_t key_put(char *buf, size_t n, size_t len, const char *s,
+                      size_t k, char sep)
+{
+    if (n + k + 2 > len)
+        return n;
+    memcpy(buf + n, s, k);
+    n += k;
+    if (sep != '\0')
+        buf[n++] = sep;
+    return n;
+}
+
 static size_t key_of(const struct plat_an_event *ev, const char *event,
                      char *buf, size_t len)
 {
     long long hour = (long long)(ev->ts_us / (3600 * PLAT_AN_US_PER_S));
-    int n;
+    unsigned long long mag;
+    char num[24];
+    size_t n = 0, i = sizeof(num);
 
     if (ev->ts_us < 0)
         hour--;
-    n = snprintf(buf, len, "%s\x1f%s\x1f%lld\x1f%s", ev->owner, event, hour,
-                 ev->distinct_id);
-    return n < 0 ? 0 : (size_t)n < len ? (size_t)n : len - 1;
+    /* Built by hand: snprintf here was a visible share of the writer's
+     * CPU (two to four keys per event). */
+    mag = hour < 0 ? 0ULL - (unsigned long long)hour : (unsigned long long)hour;
+    do {
+        num[--i] = (char)('0' + mag % 10);
+        mag /= 10;
+    } while (mag != 0);
+    if (hour < 0)
+        num[--i] = '-';
+    n = key_put(buf, n, len, ev->owner, strlen(ev->owner), '\x1f');
+    n = key_put(buf, n, len, event, strlen(event), '\x1f');
+    n = key_put(buf, n, len, num + i, sizeof(num) - i, '\x1f');
+    n = key_put(buf, n, len, ev->distinct_id, strlen(ev->distinct_id), '\0');
+    buf[n] = '\0';
+    return n;
 }
 
 /*
@@ -224,29 +297,31 @@ static int copy_end(struct plat_an_conn *w, int failed, char state[6])
 static int copy_rows(struct plat_an_conn *w, struct plat_an_event **rows,
                      size_t n)
 {
-    char ts[PLAT_AN_TIME_LEN], recv[PLAT_AN_TIME_LEN], state[6];
-    int failed = 0;
+    char state[6];
+    int failed;
 
     if (copy_begin(w, "COPY platform.analytics_events (ts, event,"
                       " distinct_id, owner, properties, message_id,"
-                      " received_at) FROM STDIN") != 0)
+                      " received_at) FROM STDIN (FORMAT binary)") != 0)
         return -1;
+    failed = bin_header(w) != 0;
     for (size_t i = 0; i < n && !failed; i++) {
         const struct plat_an_event *ev = rows[i];
 
         if (!ev->stored)
             continue;
-        plat_an_time_format(ev->ts_us, ts, sizeof(ts));
-        plat_an_time_format(ev->received_us, recv, sizeof(recv));
-        if (buf_text(w, ts, '\t') != 0 || buf_text(w, ev->event, '\t') != 0 ||
-            buf_text(w, ev->distinct_id, '\t') != 0 ||
-            buf_text(w, ev->owner, '\t') != 0 ||
-            buf_text(w, ev->properties, '\t') != 0 ||
-            buf_text(w, ev->message_id, '\t') != 0 ||
-            buf_text(w, recv, '\n') != 0 ||
+        if (bin_tuple(w, 7) != 0 || bin_time(w, ev->ts_us) != 0 ||
+            bin_text(w, ev->event, 0) != 0 ||
+            bin_text(w, ev->distinct_id, 0) != 0 ||
+            bin_text(w, ev->owner, 0) != 0 ||
+            bin_text(w, ev->properties, 1) != 0 ||
+            bin_text(w, ev->message_id, 0) != 0 ||
+            bin_time(w, ev->received_us) != 0 ||
             (w->len >= COPY_CHUNK && copy_flush(w) != 0))
             failed = 1;
     }
+    if (!failed && bin_tuple(w, -1) != 0)
+        failed = 1;
     return copy_end(w, failed, state);
 }
 
@@ -259,21 +334,23 @@ static int copy_rows(struct plat_an_conn *w, struct plat_an_event **rows,
 static int copy_dedupe(struct plat_an_conn *w, struct plat_an_event **rows,
                        size_t n, const char *flags)
 {
-    char recv[PLAT_AN_TIME_LEN], state[6];
-    int failed = 0;
+    char state[6];
+    int failed;
 
     if (copy_begin(w, "COPY platform.analytics_dedupe (message_id,"
-                      " received_at) FROM STDIN") != 0)
+                      " received_at) FROM STDIN (FORMAT binary)") != 0)
         return -1;
+    failed = bin_header(w) != 0;
     for (size_t i = 0; i < n && !failed; i++) {
         if (flags[i] & ROW_DUP)
             continue;
-        plat_an_time_format(rows[i]->received_us, recv, sizeof(recv));
-        if (buf_text(w, rows[i]->message_id, '\t') != 0 ||
-            buf_text(w, recv, '\n') != 0 ||
+        if (bin_tuple(w, 2) != 0 || bin_text(w, rows[i]->message_id, 0) != 0 ||
+            bin_time(w, rows[i]->received_us) != 0 ||
             (w->len >= COPY_CHUNK && copy_flush(w) != 0))
             failed = 1;
     }
+    if (!failed && bin_tuple(w, -1) != 0)
+        failed = 1;
     if (copy_end(w, failed, state) != 0)
         return strcmp(state, "23505") == 0 ? 1 : -1;
     for (size_t i = 0; i < n; i++)

@@ -136,6 +136,15 @@ int plat_an_time_parse(const char *s, int64_t *us)
     return 0;
 }
 
+/* Writes `v` (>= 0) as exactly `width` decimal digits, zero-padded. */
+static void put_digits(char *out, int v, int width)
+{
+    for (int i = width - 1; i >= 0; i--) {
+        out[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+}
+
 void plat_an_time_format(int64_t us, char *buf, size_t len)
 {
     int64_t secs = us / PLAT_AN_US_PER_S, frac = us % PLAT_AN_US_PER_S;
@@ -153,9 +162,29 @@ void plat_an_time_format(int64_t us, char *buf, size_t len)
         days--;
     }
     civil_from_days(days, &y, &m, &d);
-    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", y, m, d,
-             (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60),
-             (int)frac);
+    if (y < 0 || y > 9999 || len < sizeof("YYYY-MM-DDTHH:MM:SS.uuuuuuZ")) {
+        snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", y, m, d,
+                 (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60),
+                 (int)frac);
+        return;
+    }
+    /* By hand: the writer formats two or three per event, and snprintf
+     * was a tenth of the platform's CPU during ingestion. */
+    put_digits(buf, y, 4);
+    buf[4] = '-';
+    put_digits(buf + 5, m, 2);
+    buf[7] = '-';
+    put_digits(buf + 8, d, 2);
+    buf[10] = 'T';
+    put_digits(buf + 11, (int)(rem / 3600), 2);
+    buf[13] = ':';
+    put_digits(buf + 14, (int)(rem / 60 % 60), 2);
+    buf[16] = ':';
+    put_digits(buf + 17, (int)(rem % 60), 2);
+    buf[19] = '.';
+    put_digits(buf + 20, (int)frac, 6);
+    buf[26] = 'Z';
+    buf[27] = '\0';
 }
 
 static int text_field(const json_t *in, const char *name, char *out,

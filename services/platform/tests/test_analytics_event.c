@@ -1,5 +1,7 @@
 /* Analytics event validation, RFC 3339 times, batches, cursors. */
 #include <check.h>
+#include <stdint.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,6 +71,40 @@ START_TEST(test_time_format_roundtrip)
         plat_an_time_format(vals[i], buf, sizeof(buf));
         ck_assert_int_eq(plat_an_time_parse(buf, &back), 0);
         ck_assert_int_eq(back, vals[i]);
+    }
+}
+END_TEST
+
+/* The hand-written formatter agrees with gmtime_r's calendar. */
+START_TEST(test_time_format_matches_libc)
+{
+    char buf[PLAT_AN_TIME_LEN], want[64];
+    uint64_t x = 88172645463325252ULL; /* xorshift64 */
+
+    for (int i = 0; i < 20000; i++) {
+        /* 0001-01-01 .. 9999-12-31, microseconds. */
+        const int64_t lo = -62135596800LL * 1000000LL;
+        const int64_t hi = 253402300799999999LL;
+        int64_t us, frac;
+        time_t secs;
+        struct tm tm;
+
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        us = lo + (int64_t)(x % (uint64_t)(hi - lo));
+        secs = (time_t)(us / 1000000);
+        frac = us % 1000000;
+        if (frac < 0) {
+            frac += 1000000;
+            secs--;
+        }
+        ck_assert_ptr_nonnull(gmtime_r(&secs, &tm));
+        snprintf(want, sizeof(want), "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ",
+                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                 tm.tm_min, tm.tm_sec, (int)frac);
+        plat_an_time_format(us, buf, sizeof(buf));
+        ck_assert_str_eq(buf, want);
     }
 }
 END_TEST
@@ -296,6 +332,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_time_parse, 0,
                         sizeof(time_cases) / sizeof(time_cases[0]));
     tcase_add_test(tc, test_time_format_roundtrip);
+    tcase_add_test(tc, test_time_format_matches_libc);
     tcase_add_loop_test(tc, test_event_table, 0,
                         sizeof(event_cases) / sizeof(event_cases[0]));
     tcase_add_test(tc, test_event_defaults);

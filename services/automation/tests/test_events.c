@@ -59,6 +59,7 @@ struct client {
     char buf[1 << 15];
     size_t len;
     int want_a, want_b;      /* stop once both seen (admin) or a/b */
+    int want_workflow;       /* ...and a workflow event */
     int status;
     pthread_t th;
 };
@@ -82,6 +83,7 @@ static size_t on_data(char *p, size_t sz, size_t n, void *arg)
     c->len += len;
     c->buf[c->len] = '\0';
     if ((!c->want_a || seen(c, "a")) && (!c->want_b || seen(c, "b")) &&
+        (!c->want_workflow || strstr(c->buf, "event: workflow\n")) &&
         strstr(c->buf, "\"last\":true"))
         return 0;   /* enough: hang up */
     return sz * n;
@@ -124,7 +126,10 @@ static json_t *event(const char *owner, int n, int last)
 
 START_TEST(test_stream_filtered_by_owner)
 {
-    static struct client a = {.user = "a", .roles = "", .want_a = 1};
+    /* a's stream may connect after a round's workflow event: it stays
+     * until it has seen one too. */
+    static struct client a = {.user = "a", .roles = "", .want_a = 1,
+                              .want_workflow = 1};
     static struct client b = {.user = "b", .roles = "", .want_b = 1};
     static struct client adm = {.user = "z", .roles = "admin", .want_a = 1,
                                 .want_b = 1};

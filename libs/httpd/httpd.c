@@ -169,20 +169,6 @@ static void builtin_metrics(struct httpd_req *r, void *arg)
     free(text);
 }
 
-__attribute__((format(printf, 2, 0))) static void
-httpd_mhd_log(void *cls, const char *fmt, va_list ap)
-{
-    char buf[512];
-    size_t n;
-
-    (void)cls;
-    vsnprintf(buf, sizeof(buf), fmt, ap);
-    n = strlen(buf);
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-        buf[--n] = '\0';
-    log_kv(LOG_LVL_WARN, NULL, "libmicrohttpd", "detail", buf, NULL);
-}
-
 /* Bounded label values: unknown methods would grow series without end. */
 static const char *httpd_method_label(const char *m)
 {
@@ -469,14 +455,13 @@ static int httpd_add_builtins(struct httpd_server *s)
 
 int httpd_start(struct httpd_server *s)
 {
-    struct addrinfo hints, *ai = NULL;
+    struct addrinfo *ai;
     char portstr[16];
     unsigned int flags = MHD_USE_ITC | MHD_USE_ERROR_LOG |
                          MHD_USE_INTERNAL_POLLING_THREAD;
     struct MHD_OptionItem ops[8];
     const union MHD_DaemonInfo *di;
     size_t n = 0;
-    int rc;
 
     if (s->daemon != NULL)
         return 0;
@@ -484,17 +469,8 @@ int httpd_start(struct httpd_server *s)
         log_error(NULL, "httpd: out of memory adding routes");
         return -1;
     }
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    snprintf(portstr, sizeof(portstr), "%d", s->opts.port);
-    rc = getaddrinfo(s->host, portstr, &hints, &ai);
-    if (rc != 0 || ai == NULL) {
-        log_error(NULL, "httpd: cannot resolve HOST %s: %s", s->host,
-                  gai_strerror(rc));
+    if ((ai = httpd_listen_addr("httpd", s->host, s->opts.port)) == NULL)
         return -1;
-    }
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     if (s->opts.threads > 0)
@@ -504,7 +480,7 @@ int httpd_start(struct httpd_server *s)
 
     /* MHD wants the logger first, or it warns through its default one. */
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER,
-                                       (intptr_t)httpd_mhd_log, NULL};
+                                       (intptr_t)httpd_mhd_logger, NULL};
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, ai->ai_addr};
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
                                        (intptr_t)s->opts.conn_timeout_s, NULL};

@@ -24,6 +24,7 @@
 #define BASALT_HTTPD_H
 
 #include <jansson.h>
+#include <stdarg.h>
 #include <stddef.h>
 
 #include "log/log.h"
@@ -252,5 +253,30 @@ int httpd_route_stream(struct httpd_server *s, const char *method,
 void httpd_reply_fd(struct httpd_req *r, int status,
                     const char *content_type, int fd,
                     unsigned long long size);
+
+/*
+ * Pieces for code that runs its own MHD daemon (the gateway's engines)
+ * with the same conventions as httpd_start(). httpd_listen.c.
+ */
+struct addrinfo;
+
+/*
+ * MHD_OPTION_EXTERNAL_LOGGER callback: each libmicrohttpd message becomes
+ * one log line "libmicrohttpd" with the text as `detail` (trailing
+ * newlines dropped, cut at 511 bytes). `cls`: a pointer to the enum
+ * log_level to log at (NULL: warn), which must outlive the daemon. Any
+ * thread.
+ */
+__attribute__((format(printf, 2, 0))) void
+httpd_mhd_logger(void *cls, const char *fmt, va_list ap);
+
+/*
+ * The address to listen on for `host` ("127.0.0.1", "::", a name) and
+ * `port` (numeric), for MHD_OPTION_SOCK_ADDR: getaddrinfo() with
+ * AI_PASSIVE. Returns the list (free it with freeaddrinfo()), or NULL
+ * after logging "<who>: cannot resolve HOST ..." at error.
+ */
+struct addrinfo *httpd_listen_addr(const char *who, const char *host,
+                                   int port);
 
 #endif

@@ -200,19 +200,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
     gw_xfer_release(x);
 }
 
-__attribute__((format(printf, 2, 0))) static void
-mhd_log(void *cls, const char *fmt, va_list ap)
-{
-    char buf[512];
-    size_t n;
-
-    (void)cls;
-    vsnprintf(buf, sizeof(buf), fmt, ap);
-    n = strlen(buf);
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-        buf[--n] = '\0';
-    log_kv(LOG_LVL_DEBUG, NULL, "libmicrohttpd", "detail", buf, NULL);
-}
+/* libmicrohttpd's own messages: debug (the gateway logs what matters). */
+static const enum log_level mhd_log_level = LOG_LVL_DEBUG;
 
 int gw_serve_start(struct gw *g, const struct gw_serve_opts *o)
 {
@@ -222,7 +211,7 @@ int gw_serve_start(struct gw *g, const struct gw_serve_opts *o)
     static const char *const http_labels[] = {"method", "route", "status"};
     static const double buckets[] = {.001, .0025, .005, .01, .025, .05, .1,
                                      .25,  .5,    1,    2.5, 5,   10};
-    struct addrinfo hints, *ai = NULL;
+    struct addrinfo *ai;
     struct MHD_OptionItem ops[10];
     const union MHD_DaemonInfo *di;
     struct gw_server *s;
@@ -236,7 +225,6 @@ int gw_serve_start(struct gw *g, const struct gw_serve_opts *o)
     int i;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     size_t n = 0;
-    int rc;
 
     s = calloc(1, sizeof(*s));
     if (s == NULL)
@@ -274,21 +262,13 @@ int gw_serve_start(struct gw *g, const struct gw_serve_opts *o)
         "HTTP request duration.", 2, http_labels, NULL, 0);
     g->srv = s;
 
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    snprintf(portstr, sizeof(portstr), "%d", o->port);
-    rc = getaddrinfo(o->host, portstr, &hints, &ai);
-    if (rc != 0 || ai == NULL) {
-        log_error(NULL, "gateway: cannot resolve HOST %s: %s", o->host,
-                  gai_strerror(rc));
+    if ((ai = httpd_listen_addr("gateway", o->host, o->port)) == NULL)
         return -1;
-    }
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER,
-                                       (intptr_t)mhd_log, NULL};
+                                       (intptr_t)httpd_mhd_logger,
+                                       (void *)&mhd_log_level};
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, ai->ai_addr};
     ops[n++] = (struct MHD_OptionItem){
         MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)s->opts.conn_timeout_s,

@@ -67,6 +67,20 @@ def make_upstream(st: StreamState) -> Upstream:
                 st.gone.set()
                 return
             req.close_connection = True
+        elif path == "/small-chunked":
+            # The whole chunked answer in one write, so libcurl has it
+            # all (finished) before the gateway answers: sent from memory.
+            req.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain"
+                            b"\r\nTransfer-Encoding: chunked\r\n\r\n"
+                            b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+            req.wfile.flush()
+        elif path == "/sized":
+            req.send_response(200)
+            req.send_header("Content-Type", "text/plain")
+            req.send_header("Content-Length", "11")
+            req.end_headers()
+            if req.command != "HEAD":
+                req.wfile.write(b"hello world")
         elif path == "/upload":
             h = hashlib.sha256()
             n = read_body(req, h.update)
@@ -120,6 +134,25 @@ def test_sse_chunks_arrive_before_upstream_finishes(env) -> None:
         st.release.set()
         rest = b"".join(it)
     assert b"data: second" in first + rest
+
+
+def test_small_answers_keep_body_and_length(env) -> None:
+    """A finished answer goes out from memory with its length; HEAD keeps
+    the upstream's Content-Length and sends no body."""
+    _, _, gw = env
+    r = httpx.get(gw.url + "/small-chunked", timeout=10)
+    assert r.status_code == 200
+    assert r.content == b"hello world"
+    assert r.headers["content-length"] == "11"
+    assert "transfer-encoding" not in r.headers
+    assert "x-accel-buffering" not in r.headers
+    r = httpx.get(gw.url + "/sized", timeout=10)
+    assert (r.status_code, r.content) == (200, b"hello world")
+    assert r.headers["content-length"] == "11"
+    r = httpx.head(gw.url + "/sized", timeout=10)
+    assert r.status_code == 200
+    assert r.headers["content-length"] == "11"
+    assert r.content == b""
 
 
 def test_upload_streams_with_flat_memory(env) -> None:

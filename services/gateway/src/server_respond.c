@@ -112,7 +112,7 @@ static void answer_failure(struct gw_xfer *x, CURLcode rc)
  */
 static int whole_body(const struct gw_xfer *x, int status, int head)
 {
-    if (!x->done || x->result != CURLE_OK || head || x->write_paused)
+    if (!x->done || x->result != CURLE_OK || head)
         return 0;
     if (status < 200 || status == 204 || status == 304)
         return 0;
@@ -123,23 +123,13 @@ static int whole_body(const struct gw_xfer *x, int status, int head)
  * Call with x->mu held. */
 static struct MHD_Response *body_response(struct gw_xfer *x)
 {
-    struct gw_ring *d = &x->down;
+    size_t len = x->down.len;
+    char *flat = malloc(len > 0 ? len : 1);
     struct MHD_Response *resp;
-    size_t len = d->len;
-    char *flat;
 
-    x->st.resp_bytes += len;
-    if (d->head + len <= d->cap) {
-        resp = MHD_create_response_from_buffer(
-            len, len > 0 ? d->buf + d->head : (void *)"",
-            MHD_RESPMEM_MUST_COPY);
-        d->head = d->len = 0;
-        return resp;
-    }
-    flat = malloc(len);
     if (flat == NULL)
         return NULL;
-    gw_ring_get(d, flat, len);
+    x->st.resp_bytes += gw_ring_get(&x->down, flat, len);
     resp = MHD_create_response_from_buffer(len, flat, MHD_RESPMEM_MUST_FREE);
     if (resp == NULL)
         free(flat);

@@ -61,44 +61,22 @@ void gw_token_cache_free(struct gw_token_cache *tc)
 /*
  * SHA-256 of the token: the cache key (a hash collision would hand one
  * token another's claims, so nothing weaker). OpenSSL 3's one-shot SHA256()
- * fetches the algorithm on every call; the digest is fetched once and each
- * thread keeps its own context.
+ * fetches the algorithm on every call; it is fetched once here.
  */
 static EVP_MD *sha256_md;
-static pthread_key_t sha256_ctx_key;
-static int sha256_ready;
 static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
-
-static void sha256_ctx_free(void *ctx)
-{
-    EVP_MD_CTX_free(ctx);
-}
 
 static void sha256_fetch(void)
 {
     sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
-    sha256_ready = sha256_md != NULL &&
-                   pthread_key_create(&sha256_ctx_key, sha256_ctx_free) == 0;
 }
 
 static void token_key(const char *tok, size_t len,
                       unsigned char key[SHA256_DIGEST_LENGTH])
 {
-    EVP_MD_CTX *ctx = NULL;
-    unsigned int n = 0;
-
     pthread_once(&sha256_once, sha256_fetch);
-    if (sha256_ready) {
-        ctx = pthread_getspecific(sha256_ctx_key);
-        if (ctx == NULL && (ctx = EVP_MD_CTX_new()) != NULL &&
-            pthread_setspecific(sha256_ctx_key, ctx) != 0) {
-            EVP_MD_CTX_free(ctx);
-            ctx = NULL;
-        }
-    }
-    if (ctx == NULL || EVP_DigestInit_ex2(ctx, sha256_md, NULL) != 1 ||
-        EVP_DigestUpdate(ctx, tok, len) != 1 ||
-        EVP_DigestFinal_ex(ctx, key, &n) != 1)
+    if (sha256_md == NULL ||
+        EVP_Digest(tok, len, key, NULL, sha256_md, NULL) != 1)
         SHA256((const unsigned char *)tok, len, key);
 }
 

@@ -140,9 +140,8 @@ def test_python_dockerfile_shape(svc: str) -> None:
 
 
 def render(overlay: str) -> list[dict]:
-    kubectl = shutil.which("kubectl")
-    assert kubectl, "kubectl missing: run scripts/bootstrap"
-    out = subprocess.run([kubectl, "kustomize", str(REPO / "k8s" / overlay)],
+    out = subprocess.run([str(REPO / "scripts" / "kustomize-build"),
+                          str(REPO / "k8s" / overlay)],
                          capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
     return [d for d in yaml.safe_load_all(out.stdout) if d]

@@ -133,3 +133,24 @@ def test_roles_change_and_validation(gw: httpx.Client, admin: User):
                           json={"disabled": True}), 409)
     assert_error(gw.patch(f"/users/{admin.id}", headers=admin.auth,
                           json={"roles": ["user"]}), 409)
+
+
+def test_revoked_admin_token_loses_the_admin_api(gw: httpx.Client,
+                                                 admin: User):
+    """The gateway's /admin API checks revocation like any token route: a
+    logged-out admin session cannot change upstream weights."""
+    r = gw.post("/auth/login", json={"email": ADMIN_EMAIL,
+                                     "password": STRONG_PASSWORD})
+    assert r.status_code == 200, r.text
+    auth = {"Authorization": "Bearer " + r.json()["access_token"]}
+    assert gw.get("/admin/upstreams", headers=auth).status_code == 200
+    assert gw.post("/auth/logout", headers=auth).status_code == 204
+    end = time.monotonic() + 5
+    while True:
+        r = gw.get("/admin/upstreams", headers=auth)
+        if r.status_code != 200 or time.monotonic() > end:
+            break
+        time.sleep(0.05)
+    assert_error(r, 401, "invalid_token")
+    # The admin's other session is untouched.
+    assert gw.get("/admin/upstreams", headers=admin.auth).status_code == 200

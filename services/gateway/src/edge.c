@@ -1,6 +1,7 @@
 /* CORS, security headers and rate limits at the edge. */
 #include "edge.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -124,18 +125,29 @@ void gw_edge_cors_headers(struct gw_xfer *x)
                          c->expose_headers);
 }
 
-static void decision(const struct gw_xfer *x, const char *what)
+static struct metrics_family *m_decisions;
+static pthread_once_t m_decisions_once = PTHREAD_ONCE_INIT;
+
+static void decisions_setup(void)
 {
     static const char *const labels[] = {"route", "decision"};
-    struct metrics_family *f = metrics_family(
+
+    m_decisions = metrics_family(
         metrics_default(), METRICS_COUNTER,
         "gateway_ratelimit_decisions_total",
         "Rate limit decisions: allowed, limited, fail_open, fail_closed.", 2,
         labels, NULL, 0);
+}
+
+/* Counts one decision; the family is looked up once, not per request
+ * (the lookup takes the registry's lock and scans its families). */
+static void decision(const struct gw_xfer *x, const char *what)
+{
     const char *lv[2] = {x->route->name, what};
 
-    if (f != NULL)
-        metrics_inc_labels(f, lv, 1);
+    pthread_once(&m_decisions_once, decisions_setup);
+    if (m_decisions != NULL)
+        metrics_inc_labels(m_decisions, lv, 1);
 }
 
 static void add_num(struct httpd_req *r, const char *name, long long v)

@@ -258,11 +258,13 @@ char *gw_proxy_build_url(const char *target, const char *path,
 }
 
 /* Response headers never relayed: hop-by-hop, the ones the server side
- * computes for the relayed body, and ones httpd/libmicrohttpd set. */
+ * computes for the relayed body, ones httpd/libmicrohttpd set, and the
+ * security headers the edge sets itself (edge.c; one copy each). */
 static const char *const resp_dropped[] = {
     "Connection",     "Keep-Alive",   "Proxy-Connection", "Proxy-Authenticate",
     "TE",             "Trailer",      "Transfer-Encoding", "Upgrade",
     "Content-Length", "Content-Type", "Date",              "X-Request-Id",
+    "X-Content-Type-Options",         "X-Frame-Options",   "Referrer-Policy",
     NULL,
 };
 

@@ -186,10 +186,7 @@ void gw_serve_respond(struct gw_xfer *x)
             MHD_add_response_header(resp, name, value);
             if (strncasecmp(value, "text/event-stream", 17) == 0)
                 stream = 1;
-        } else if (gw_proxy_response_header_kept(name) &&
-                   strcasecmp(name, "X-Content-Type-Options") != 0 &&
-                   strcasecmp(name, "X-Frame-Options") != 0 &&
-                   strcasecmp(name, "Referrer-Policy") != 0) {
+        } else if (gw_proxy_response_header_kept(name)) {
             MHD_add_response_header(resp, name, value);
         }
     }

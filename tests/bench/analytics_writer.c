@@ -79,24 +79,23 @@ static int write_steps(struct plat_an_conn *w, struct plat_an_event **rows,
                        size_t n, int pid, double *st)
 {
     char *flags = calloc(n, 1);
-    char key[4 * PLAT_AN_TEXT_MAX];
+    uint64_t (*keys)[2] = NULL;
     double c[5];
-    long fresh;
     int ok;
 
-    if (flags == NULL || mark_duplicates(rows, n, flags) != 0)
+    if (flags == NULL || mark_duplicates(rows, n, flags) != 0 ||
+        (keys = known_keys(w, rows, n)) == NULL) {
+        free(flags);
         return -1;
-    for (size_t i = 0; i < n && w->known.n > 0; i++) {
-        size_t len = key_of(rows[i], rows[i]->event, key, sizeof(key));
-
-        if (plat_an_known_has(&w->known, key, len))
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (plat_an_known_has_hash(&w->known, keys[2 * i]))
             flags[i] |= ROW_KNOWN;
-        len = key_of(rows[i], "", key, sizeof(key));
-        if (plat_an_known_has(&w->known, key, len))
+        if (plat_an_known_has_hash(&w->known, keys[2 * i + 1]))
             flags[i] |= ROW_KNOWN_ALL;
     }
     c[0] = proc_cpu_s(pid);
-    ok = (fresh = begin_dedupe(w, rows, n, flags)) >= 0;
+    ok = begin_dedupe(w, rows, n, flags) >= 0;
     c[1] = proc_cpu_s(pid);
     ok = ok && plat_an_group_roll(w->conn, rows, n, flags) == 0;
     c[2] = proc_cpu_s(pid);
@@ -109,14 +108,12 @@ static int write_steps(struct plat_an_conn *w, struct plat_an_event **rows,
     for (size_t i = 0; ok && i < n; i++) {
         if (!rows[i]->stored)
             continue;
-        size_t len = key_of(rows[i], rows[i]->event, key, sizeof(key));
-
         if (!(flags[i] & ROW_KNOWN))
-            plat_an_known_add(&w->known, key, len);
-        len = key_of(rows[i], "", key, sizeof(key));
+            plat_an_known_add_hash(&w->known, keys[2 * i]);
         if (!(flags[i] & ROW_KNOWN_ALL))
-            plat_an_known_add(&w->known, key, len);
+            plat_an_known_add_hash(&w->known, keys[2 * i + 1]);
     }
+    free(keys);
     free(flags);
     return ok ? 0 : -1;
 }

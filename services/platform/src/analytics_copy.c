@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "httpd/httpd.h"
 #include "log/log.h"
 
 /* After a failed connect, fail groups at once for this long. */
@@ -14,14 +15,6 @@
 /* COPY data is sent in chunks of about this size. */
 #define COPY_CHUNK (256 * 1024)
 
-
-static double mono_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Makes room for `more` bytes in the COPY buffer; 0 or -1. */
 static int buf_reserve(struct plat_an_conn *w, size_t more)
@@ -129,7 +122,7 @@ int plat_an_conn_open(struct plat_an_conn *w)
         w->conn = NULL;
     }
     if (w->last_connect_fail > 0 &&
-        mono_now() - w->last_connect_fail < RECONNECT_PAUSE_S)
+        httpd_now() - w->last_connect_fail < RECONNECT_PAUSE_S)
         return -1;
     w->conn = PQconnectdbParams(keys, vals, 1);
     if (w->conn == NULL || PQstatus(w->conn) != CONNECTION_OK)
@@ -156,7 +149,7 @@ fail:
     if (w->conn != NULL)
         PQfinish(w->conn);
     w->conn = NULL;
-    w->last_connect_fail = mono_now();
+    w->last_connect_fail = httpd_now();
     return -1;
 }
 
@@ -184,13 +177,11 @@ static size_t key_put(char *buf, size_t n, size_t len, const char *s,
 static size_t key_of(const struct plat_an_event *ev, const char *event,
                      char *buf, size_t len)
 {
-    long long hour = (long long)(ev->ts_us / (3600 * PLAT_AN_US_PER_S));
+    long long hour = plat_an_hour_of(ev->ts_us);
     unsigned long long mag;
     char num[24];
     size_t n = 0, i = sizeof(num);
 
-    if (ev->ts_us < 0)
-        hour--;
     /* Built by hand: snprintf here was a visible share of the writer's
      * CPU (two to four keys per event). */
     mag = hour < 0 ? 0ULL - (unsigned long long)hour : (unsigned long long)hour;
@@ -226,13 +217,9 @@ static int mark_duplicates(struct plat_an_event **rows, size_t n, char *skip)
     for (size_t i = 0; i < cap; i++)
         slots[i] = SIZE_MAX;
     for (size_t i = 0; i < n; i++) {
-        const unsigned char *p = (const unsigned char *)rows[i]->message_id;
-        uint64_t h = 1469598103934665603ULL;
         size_t s;
 
-        for (; *p != '\0'; p++)
-            h = (h ^ *p) * 1099511628211ULL;
-        for (s = (size_t)h & mask; slots[s] != SIZE_MAX; s = (s + 1) & mask) {
+        for (s = (size_t)plat_an_hash_text(rows[i]->message_id) & mask; slots[s] != SIZE_MAX; s = (s + 1) & mask) {
             if (strcmp(rows[slots[s]]->message_id, rows[i]->message_id) == 0)
                 break;
         }
@@ -394,11 +381,34 @@ static long begin_dedupe(struct plat_an_conn *w, struct plat_an_event **rows,
     return plat_an_group_dedupe(w->conn, rows, n, flags);
 }
 
+/*
+ * Each row's two presence keys (its event's, then the all-events one) as
+ * known-set values, computed once for the lookups before COMMIT and the
+ * adds after it: keys[2i], keys[2i + 1]. NULL when out of memory.
+ */
+static uint64_t (*known_keys(struct plat_an_conn *w,
+                             struct plat_an_event **rows, size_t n))[2]
+{
+    uint64_t(*keys)[2] = malloc(2 * (n != 0 ? n : 1) * sizeof(*keys));
+    char key[4 * PLAT_AN_TEXT_MAX];
+
+    if (keys == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = key_of(rows[i], rows[i]->event, key, sizeof(key));
+
+        plat_an_known_hash(&w->known, key, len, keys[2 * i]);
+        len = key_of(rows[i], "", key, sizeof(key));
+        plat_an_known_hash(&w->known, key, len, keys[2 * i + 1]);
+    }
+    return keys;
+}
+
 enum plat_an_result plat_an_conn_write(struct plat_an_conn *w,
                                       struct plat_an_event **rows, size_t n)
 {
     char *flags = NULL;
-    char key[4 * PLAT_AN_TEXT_MAX];
+    uint64_t (*keys)[2] = NULL;
     PGresult *res = NULL;
     enum plat_an_result rc = PLAT_AN_ERROR;
     long fresh = 0;
@@ -412,13 +422,13 @@ enum plat_an_result plat_an_conn_write(struct plat_an_conn *w,
     flags = calloc(n, 1);
     if (flags == NULL || mark_duplicates(rows, n, flags) != 0)
         goto cleanup;
-    for (size_t i = 0; i < n && w->known.n > 0; i++) {
-        size_t len = key_of(rows[i], rows[i]->event, key, sizeof(key));
-
-        if (plat_an_known_has(&w->known, key, len))
+    keys = known_keys(w, rows, n);
+    if (keys == NULL)
+        goto cleanup;
+    for (size_t i = 0; i < n; i++) {
+        if (plat_an_known_has_hash(&w->known, keys[2 * i]))
             flags[i] |= ROW_KNOWN;
-        len = key_of(rows[i], "", key, sizeof(key));
-        if (plat_an_known_has(&w->known, key, len))
+        if (plat_an_known_has_hash(&w->known, keys[2 * i + 1]))
             flags[i] |= ROW_KNOWN_ALL;
     }
 
@@ -436,16 +446,10 @@ enum plat_an_result plat_an_conn_write(struct plat_an_conn *w,
     for (size_t i = 0; i < n; i++) {
         if (!rows[i]->stored)
             continue;
-        if (!(flags[i] & ROW_KNOWN)) {
-            size_t len = key_of(rows[i], rows[i]->event, key, sizeof(key));
-
-            plat_an_known_add(&w->known, key, len);
-        }
-        if (!(flags[i] & ROW_KNOWN_ALL)) {
-            size_t len = key_of(rows[i], "", key, sizeof(key));
-
-            plat_an_known_add(&w->known, key, len);
-        }
+        if (!(flags[i] & ROW_KNOWN))
+            plat_an_known_add_hash(&w->known, keys[2 * i]);
+        if (!(flags[i] & ROW_KNOWN_ALL))
+            plat_an_known_add_hash(&w->known, keys[2 * i + 1]);
     }
     goto cleanup;
 fail:
@@ -466,6 +470,7 @@ fail:
 cleanup:
     PQclear(res);
     free(flags);
+    free(keys);
     return rc;
 }
 

@@ -137,8 +137,7 @@ static void sb_free_all(struct sbuf *b, int n)
         free(b[i].p);
 }
 
-/* Hours since the epoch, rounded down (date_trunc('hour') in UTC). */
-static long long hour_of(int64_t us)
+long long plat_an_hour_of(int64_t us)
 {
     long long h = (long long)(us / (3600 * PLAT_AN_US_PER_S));
 
@@ -147,7 +146,7 @@ static long long hour_of(int64_t us)
     return h;
 }
 
-static uint64_t hash_text(const char *s)
+uint64_t plat_an_hash_text(const char *s)
 {
     uint64_t h = 1469598103934665603ULL;
 
@@ -180,7 +179,7 @@ long plat_an_group_dedupe(PGconn *c, struct plat_an_event **rows,
 
         if (flags[i] & PLAT_AN_ROW_DUP)
             continue;
-        for (s = (size_t)hash_text(rows[i]->message_id) & mask;
+        for (s = (size_t)plat_an_hash_text(rows[i]->message_id) & mask;
              slots[s] != SIZE_MAX; s = (s + 1) & mask)
             ;
         slots[s] = i;
@@ -199,7 +198,7 @@ long plat_an_group_dedupe(PGconn *c, struct plat_an_event **rows,
         const char *id = PQgetvalue(res, r, 0);
         size_t s;
 
-        for (s = (size_t)hash_text(id) & mask; slots[s] != SIZE_MAX &&
+        for (s = (size_t)plat_an_hash_text(id) & mask; slots[s] != SIZE_MAX &&
              strcmp(rows[slots[s]]->message_id, id) != 0;
              s = (s + 1) & mask)
             ;
@@ -250,7 +249,7 @@ static int add_counts(struct plat_an_event **rows, size_t n, struct sbuf *a)
         slots[i] = SIZE_MAX;
     for (size_t i = 0; i < n; i++) {
         const struct plat_an_event *ev = rows[i];
-        long long hr = hour_of(ev->ts_us);
+        long long hr = plat_an_hour_of(ev->ts_us);
         size_t s;
 
         if (!ev->stored)
@@ -259,7 +258,7 @@ static int add_counts(struct plat_an_event **rows, size_t n, struct sbuf *a)
              s = (s + 1) & mask) {
             const struct plat_an_event *o = rows[slots[s]];
 
-            if (hour_of(o->ts_us) == hr && strcmp(o->owner, ev->owner) == 0 &&
+            if (plat_an_hour_of(o->ts_us) == hr && strcmp(o->owner, ev->owner) == 0 &&
                 strcmp(o->event, ev->event) == 0)
                 break;
         }
@@ -275,7 +274,7 @@ static int add_counts(struct plat_an_event **rows, size_t n, struct sbuf *a)
         ev = rows[slots[s]];
         if (sb_elem(&a[0], ev->owner, 1) != 0 ||
             sb_elem(&a[1], ev->event, 1) != 0 ||
-            sb_num(&a[2], hour_of(ev->ts_us)) != 0 ||
+            sb_num(&a[2], plat_an_hour_of(ev->ts_us)) != 0 ||
             sb_num(&a[3], cnt[s]) != 0)
             goto cleanup;
     }
@@ -309,7 +308,7 @@ int plat_an_group_roll(PGconn *c, struct plat_an_event **rows, size_t n,
         goto cleanup;
     for (size_t i = 0; i < n; i++) {
         const struct plat_an_event *ev = rows[i];
-        long long hr = hour_of(ev->ts_us);
+        long long hr = plat_an_hour_of(ev->ts_us);
 
         if (!ev->stored)
             continue;

@@ -19,6 +19,7 @@
 #define PLAT_ANALYTICS_GROUP_H
 
 #include <libpq-fe.h>
+#include <stdint.h>
 #include <stddef.h>
 
 #include "analytics.h"
@@ -30,6 +31,12 @@
 
 /* Prepares the statements on a new session; 0 or -1. */
 int plat_an_group_prepare(PGconn *c);
+
+/* Hours since the epoch, rounded down (date_trunc('hour') in UTC). */
+long long plat_an_hour_of(int64_t us);
+
+/* FNV-1a of a NUL-terminated string: in-memory hash tables only. */
+uint64_t plat_an_hash_text(const char *s);
 
 /*
  * Step 1 over rows[i] without PLAT_AN_ROW_DUP in flags[i]: sets `stored`

@@ -26,13 +26,13 @@ static EVP_MAC_CTX *mac_new(void)
     return ctx;
 }
 
-/* The key's 128-bit value (never {0, 0}); 0, or -1 without a MAC. */
-static int hash_of(struct plat_an_known *k, const char *key, size_t len,
-                   uint64_t out[2])
+int plat_an_known_hash(struct plat_an_known *k, const char *key, size_t len,
+                       uint64_t out[2])
 {
     unsigned char mac[16];
     size_t got = 0;
 
+    out[0] = out[1] = 0;
     if (k->mac == NULL && (k->mac = mac_new()) == NULL)
         return -1;
     /* init with no key: start over with the key already set */
@@ -57,21 +57,19 @@ static size_t slot_of(const struct plat_an_known *k, const uint64_t h[2])
     return s;
 }
 
-int plat_an_known_has(struct plat_an_known *k, const char *key, size_t len)
+int plat_an_known_has_hash(const struct plat_an_known *k,
+                           const uint64_t h[2])
 {
-    uint64_t h[2];
-
-    if (k->n == 0 || hash_of(k, key, len, h) != 0)
+    if (k->n == 0 || h[1] == 0)
         return 0;
     return k->slots[slot_of(k, h)][1] != 0;
 }
 
-void plat_an_known_add(struct plat_an_known *k, const char *key, size_t len)
+void plat_an_known_add_hash(struct plat_an_known *k, const uint64_t h[2])
 {
-    uint64_t h[2];
     size_t s;
 
-    if (hash_of(k, key, len, h) != 0)
+    if (h[1] == 0)
         return;
     if (k->slots == NULL) {
         /* Load factor <= 1/2 at PLAT_AN_KNOWN_MAX keys. */

@@ -31,12 +31,21 @@ struct plat_an_known {
     void *mac;            /* EVP_MAC_CTX keyed with the random key */
 };
 
-/* Whether `key` (len bytes) was added since the last clear. Can't fail:
- * without memory or a MAC it answers 0 (not known; merely slower). */
-int plat_an_known_has(struct plat_an_known *k, const char *key, size_t len);
+/*
+ * The set's value for `key` (len bytes) into `out`: 0, or -1 (no MAC:
+ * out is {0, 0}, which is never known and never added). Computing it
+ * once lets a caller look a key up and add it later without hashing
+ * twice.
+ */
+int plat_an_known_hash(struct plat_an_known *k, const char *key, size_t len,
+                       uint64_t out[2]);
 
-/* Remembers `key`. Best effort: without memory it remembers nothing. */
-void plat_an_known_add(struct plat_an_known *k, const char *key, size_t len);
+/* Whether the key of value `h` was added since the last clear. */
+int plat_an_known_has_hash(const struct plat_an_known *k,
+                           const uint64_t h[2]);
+
+/* Remembers the key of value `h`. Best effort: without memory, nothing. */
+void plat_an_known_add_hash(struct plat_an_known *k, const uint64_t h[2]);
 
 /* Forgets every key (keeps the memory and the MAC). */
 void plat_an_known_clear(struct plat_an_known *k);

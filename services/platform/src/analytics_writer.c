@@ -11,6 +11,7 @@
 
 #include "analytics_copy.h"
 #include "analytics_maint.h"
+#include "httpd/httpd.h"
 #include "log/log.h"
 #include "metrics/metrics.h"
 
@@ -101,14 +102,6 @@ static void count(struct metrics_family *f, const char *result, double v)
         metrics_inc_labels(f, lv, v);
 }
 
-static double mono_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void item_free(struct item *it)
 {
     for (size_t i = 0; i < it->n; i++)
@@ -190,17 +183,17 @@ static void maintain(struct wthread *t)
 {
     const struct plat_an_settings *set = t->w->set;
 
-    t->next_maint = mono_now() + (double)set->maintenance_interval_s;
+    t->next_maint = httpd_now() + (double)set->maintenance_interval_s;
     if (plat_an_conn_open(&t->db) != 0) {
         /* Try again soon rather than in a whole interval. */
-        t->next_maint = mono_now() + 5;
+        t->next_maint = httpd_now() + 5;
         return;
     }
     if ((plat_an_ensure_partitions(t->db.conn, set->partitions_ahead) < 0 ||
          plat_an_prune_dedupe(t->db.conn, set->dedupe_retention_days) < 0) &&
         PQstatus(t->db.conn) != CONNECTION_OK) {
         plat_an_conn_close(&t->db);
-        t->next_maint = mono_now() + 5;
+        t->next_maint = httpd_now() + 5;
     }
 }
 
@@ -208,7 +201,7 @@ static void maintain(struct wthread *t)
 static void process(struct wthread *t, struct item **items,
                     size_t nitems)
 {
-    double t0 = mono_now();
+    double t0 = httpd_now();
     enum plat_an_result rc = write_items(t, items, nitems);
 
     if (rc == PLAT_AN_ERROR && nitems > 1) {
@@ -222,7 +215,7 @@ static void process(struct wthread *t, struct item **items,
                      : rc == PLAT_AN_UNAVAILABLE ? "unavailable" : "error",
           1);
     if (m_commit_s != NULL && rc == PLAT_AN_OK)
-        metrics_observe_labels(m_commit_s, NULL, mono_now() - t0);
+        metrics_observe_labels(m_commit_s, NULL, httpd_now() - t0);
     for (size_t i = 0; i < nitems; i++) {
         struct item *it = items[i];
         size_t stored = 0;
@@ -253,7 +246,7 @@ static void *writer_main(void *arg)
         struct timespec dl;
 
         while (w->head == NULL && !w->stopping) {
-            double wait = t->next_maint - mono_now();
+            double wait = t->next_maint - httpd_now();
 
             if (t->idx != 0) {
                 pthread_cond_wait(&w->wake, &w->mu);
@@ -292,7 +285,7 @@ static void *writer_main(void *arg)
             pthread_cond_signal(&w->wake);
         pthread_mutex_unlock(&w->mu);
 
-        if (t->idx == 0 && mono_now() >= t->next_maint)
+        if (t->idx == 0 && httpd_now() >= t->next_maint)
             maintain(t);
         process(t, t->group, ng);
 

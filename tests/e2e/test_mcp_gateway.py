@@ -45,14 +45,11 @@ def wait_job(gw: httpx.Client, user: User, job_id: int,
         time.sleep(0.1)
 
 
-def import_csv(gw: httpx.Client, user: User) -> str | None:
-    """The id of a ready dataset made from CSV, or None when the files /
-    datasets API is not there."""
+def import_csv(gw: httpx.Client, user: User) -> str:
+    """The id of a ready dataset made from CSV."""
     r = gw.post("/automation/files", params={"name": "sales.csv"},
                 content=CSV, headers={**user.auth,
                                       "Content-Type": "text/csv"})
-    if r.status_code in (404, 405):
-        return None
     assert r.status_code == 201, r.text
     r = gw.post("/automation/jobs", json={
         "type": "import_file", "args": {"file_id": r.json()["id"]}},
@@ -69,7 +66,7 @@ def mcp_user(gw: httpx.Client) -> User:
 
 
 @pytest.fixture(scope="module")
-def dataset_id(gw: httpx.Client, mcp_user: User) -> str | None:
+def dataset_id(gw: httpx.Client, mcp_user: User) -> str:
     return import_csv(gw, mcp_user)
 
 
@@ -93,9 +90,7 @@ def test_gateway_requires_a_token(cluster: Cluster) -> None:
 
 
 def test_query_dataset_from_csv(cluster: Cluster, mcp_user: User,
-                                dataset_id: str | None) -> None:
-    if dataset_id is None:
-        pytest.skip("files/datasets API not available")
+                                dataset_id: str) -> None:
 
     async def go() -> tuple[Any, Any, Any]:
         async with mcp_client(cluster, mcp_user.access_token) as c:
@@ -117,9 +112,7 @@ def test_query_dataset_from_csv(cluster: Cluster, mcp_user: User,
 
 
 def test_other_users_cannot_read_the_dataset(
-        cluster: Cluster, gw: httpx.Client, dataset_id: str | None) -> None:
-    if dataset_id is None:
-        pytest.skip("files/datasets API not available")
+        cluster: Cluster, gw: httpx.Client, dataset_id: str) -> None:
     other = register_and_login(gw, unique_email("mcp-other"))
 
     async def go() -> Any:

@@ -14,6 +14,7 @@ import pytest
 from fake_openai import FakeOpenAI, args_word
 from fake_platform import FakePlatform
 from llm_support import INTERNAL, Keys, Proc, base_env, providers_json
+from prometheus_client.parser import text_string_to_metric_families
 
 
 def internal(user: str | None = None) -> dict[str, str]:
@@ -414,12 +415,38 @@ def test_analytics_event_recorded(orch: Proc, platform: FakePlatform
     assert ev["body"]["event"] == "llm_completion"
     props = ev["body"]["properties"]
     assert props["provider"] == "fake" and props["model"] == "echo"
-    assert props["prompt_tokens"] == 7 and props["latency_ms"] >= 0
+    assert props["prompt_tokens"] == 7 and props["latency_ms"] > 0
+
+
+def metric_sum(orch: Proc, name: str, **labels: str) -> float:
+    """Sum of the samples of `name` whose labels include `labels`."""
+    text = httpx.get(orch.url + "/metrics").text
+    return sum(s.value for fam in text_string_to_metric_families(text)
+               for s in fam.samples
+               if s.name == name and
+               all(s.labels.get(k) == v for k, v in labels.items()))
 
 
 def test_metrics(orch: Proc) -> None:
-    text = httpx.get(orch.url + "/metrics").text
-    assert "llm_completions_total" in text
-    assert "http_request_duration_seconds_bucket" in text
-    assert 'llm_upstream_attempts_total{outcome="retryable"' in text or \
-        "llm_upstream_attempts_total" in text
+    ok = dict(provider="fake", status="ok", stream="false")
+    before = (metric_sum(orch, "llm_completions_total", **ok),
+              metric_sum(orch, "llm_upstream_attempts_total",
+                         provider="fake", outcome="retryable"),
+              metric_sum(orch, "llm_upstream_attempts_total",
+                         provider="fake", outcome="ok"),
+              metric_sum(orch, "http_request_duration_seconds_count"))
+    tag = uuid.uuid4().hex[:8]
+    r = chat(orch, f"fake/echo+fail429=1+{tag}")
+    assert r.status_code == 200, r.text
+    after = (metric_sum(orch, "llm_completions_total", **ok),
+             metric_sum(orch, "llm_upstream_attempts_total",
+                        provider="fake", outcome="retryable"),
+             metric_sum(orch, "llm_upstream_attempts_total",
+                        provider="fake", outcome="ok"),
+             metric_sum(orch, "http_request_duration_seconds_count"))
+    # One completion, after one retryable failure and one good attempt;
+    # the chat and the first /metrics read are timed requests.
+    assert after[0] - before[0] == 1
+    assert after[1] - before[1] == 1
+    assert after[2] - before[2] == 1
+    assert after[3] - before[3] >= 2

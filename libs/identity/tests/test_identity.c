@@ -5,6 +5,7 @@
 
 #include "../identity.c"
 #include "identity/revocation.h"
+#include "redispool/redispool.h"
 
 #define SECRET "0123456789abcdef0123456789abcdef-test"
 #define OTHER_SECRET "fedcba9876543210fedcba9876543210-other"
@@ -260,6 +261,34 @@ START_TEST(revoked_bearer_rejected)
 }
 END_TEST
 
+/* Revocation state unreachable (Redis down): a valid token is refused
+ * when failing closed and accepted when failing open. */
+START_TEST(revocation_unavailable_follows_policy)
+{
+    struct ident_headers hd = {0};
+    struct ident id;
+    struct redispool *pool =
+        redispool_new("redis://127.0.0.1:1/0", 1, 200);
+    struct ident_rev *rv = ident_rev_new(pool, 30);
+    char *auth = bearer(signer, "basalt", now, 900);
+
+    ck_assert_ptr_nonnull(rv);
+    cfg.rev = rv;
+    hd.authorization = auth;
+    cfg.rev_fail_open = 0;
+    ck_assert_int_eq(ident_resolve(&cfg, &hd, now, &id, NULL),
+                     IDENT_INVALID);
+    cfg.rev_fail_open = 1;
+    ck_assert_int_eq(ident_resolve(&cfg, &hd, now, &id, NULL), IDENT_OK);
+    ck_assert_str_eq(id.user_id, UID);
+    cfg.rev_fail_open = 0;
+    cfg.rev = NULL;
+    ident_rev_free(rv);
+    redispool_free(pool);
+    free(auth);
+}
+END_TEST
+
 START_TEST(roles_contain)
 {
     ck_assert(ident_roles_contain("user,admin", "admin"));
@@ -307,6 +336,7 @@ int main(void)
     tcase_add_test(tc, bearer_rejected);
     tcase_add_test(tc, bearer_parse);
     tcase_add_test(tc, revoked_bearer_rejected);
+    tcase_add_test(tc, revocation_unavailable_follows_policy);
     tcase_add_test(tc, roles_contain);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);

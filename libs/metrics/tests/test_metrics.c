@@ -315,8 +315,16 @@ START_TEST(test_threads)
     ck_assert_ptr_nonnull(strstr(out, want));
     snprintf(want, sizeof(want), "h_sum %d\n", NTHREADS * NINC / 2000);
     ck_assert_ptr_nonnull(strstr(out, want));
+    /* Every series got exactly one increment per thread: check each
+     * line's own value, not the next "} 8" anywhere below it. */
+    snprintf(want, sizeof(want), "} %d", NTHREADS);
     for (p = out; (p = strstr(p, "\nm_total{")) != NULL; p++) {
-        ck_assert_ptr_nonnull(strstr(p, "} 8\n"));
+        const char *eol = strchr(p + 1, '\n');
+
+        ck_assert_ptr_nonnull(eol);
+        ck_assert_uint_ge((size_t)(eol - p), strlen(want));
+        ck_assert_msg(strncmp(eol - strlen(want), want, strlen(want)) == 0,
+                      "%.*s", (int)(eol - p - 1), p + 1);
         lines++;
     }
     ck_assert_uint_eq(lines, NNEW);

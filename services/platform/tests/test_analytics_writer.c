@@ -308,9 +308,12 @@ START_TEST(test_unavailable)
     ck_assert_int_eq(plat_an_writer_submit_take(w, make_batch("u", 5, 1, "o"),
                                                 5, &stored, &dups),
                      PLAT_AN_UNAVAILABLE);
+    /* The writer stays up and keeps answering 503 while PostgreSQL is
+     * unreachable (it retries the connection per group). */
+    ck_assert_int_eq(plat_an_writer_submit_take(w, make_batch("v", 5, 1, "o"),
+                                                5, &stored, &dups),
+                     PLAT_AN_UNAVAILABLE);
     plat_an_writer_free(w);
-    ck_assert_int_eq(scalar("SELECT count(*) FROM platform.analytics_events"),
-                     0);
 }
 END_TEST
 

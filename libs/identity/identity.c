@@ -8,6 +8,7 @@
 #include "httpd/httpd.h"
 #include "identity/revocation.h"
 #include "log/log.h"
+#include "token/token_cache.h"
 
 const char *ident_bearer(const char *authorization, size_t *len)
 {
@@ -105,7 +106,8 @@ ident_resolve(const struct ident_cfg *cfg,
         return IDENT_INVALID;
     if (cfg->keyset == NULL)
         return IDENT_INVALID; /* no verification key configured */
-    te = tok_verify(cfg->keyset, &cfg->policy, tok, toklen, now, &claims);
+    te = tok_cache_verify(cfg->cache, cfg->keyset, &cfg->policy, tok, toklen,
+                          now, &claims);
     if (te != TOK_OK) {
         if (tok_err != NULL)
             *tok_err = te;

@@ -9,7 +9,9 @@
  *    with CRYPTO_memcmp); otherwise they are ignored, never an error, and
  *    the bearer token decides;
  *  - a bearer token must pass tok_verify() with the configured keyset and
- *    policy (alg bound to kid, iss, aud, exp/nbf with leeway).
+ *    policy (alg bound to kid, iss, aud, exp/nbf with leeway); with a
+ *    token cache, a token that verified moments ago is not verified again
+ *    (the revocation check below still runs on every request).
  *
  * When the config holds a revocation cache (libs/identity/revocation.h),
  * a bearer token must also not be revoked (logout denylist, per-user
@@ -34,10 +36,13 @@
 
 struct httpd_req;
 struct ident_rev;
+struct tok_cache;
 
 struct ident_cfg {
     const struct tok_keyset *keyset;   /* borrowed; NULL: no bearers */
     struct tok_policy policy;          /* strings borrowed */
+    struct tok_cache *cache;           /* borrowed; NULL: verify each
+                                          bearer (token/token_cache.h) */
     const char *internal_token;        /* NULL or "": trust no headers */
     struct ident_rev *rev;             /* NULL: no revocation check */
     int rev_fail_open;                 /* Redis down: 1 accept, 0 refuse */

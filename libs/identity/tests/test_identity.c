@@ -261,6 +261,45 @@ START_TEST(revoked_bearer_rejected)
 }
 END_TEST
 
+/* With a token cache a bearer that verified is answered from it (the
+ * keyset is not consulted again), and a revoked token stays refused. */
+START_TEST(cached_bearer_still_checked_for_revocation)
+{
+    struct ident_headers hd = {0};
+    struct ident id;
+    struct ident_rev *rv = ident_rev_new(NULL, 30);
+    struct tok_cache *tc = tok_cache_new(64, 60);
+    struct tok_keyset *empty = tok_keyset_new();
+    char msg[128];
+    char *auth = bearer(signer, "basalt", now, 900);
+
+    ck_assert_ptr_nonnull(tc);
+    ck_assert_ptr_nonnull(empty);
+    cfg.rev = rv;
+    cfg.cache = tc;
+    hd.authorization = auth;
+    ck_assert_int_eq(ident_resolve(&cfg, &hd, now, &id, NULL), IDENT_OK);
+    /* a keyset that verifies nothing: only the cache can answer */
+    cfg.keyset = empty;
+    ck_assert_int_eq(ident_resolve(&cfg, &hd, now, &id, NULL), IDENT_OK);
+    ck_assert_str_eq(id.user_id, UID);
+    snprintf(msg, sizeof(msg), "jti %s %lld", id.jti, id.exp + 60);
+    ck_assert_int_eq(ident_rev_note(rv, msg, strlen(msg), now), 0);
+    ck_assert_int_eq(ident_resolve(&cfg, &hd, now, &id, NULL),
+                     IDENT_INVALID);
+    /* without the cache the same keyset refuses the token */
+    cfg.cache = NULL;
+    cfg.rev = NULL;
+    ck_assert_int_eq(ident_resolve(&cfg, &hd, now, &id, NULL),
+                     IDENT_INVALID);
+    cfg.keyset = keyset;
+    ident_rev_free(rv);
+    tok_cache_free(tc);
+    tok_keyset_free(empty);
+    free(auth);
+}
+END_TEST
+
 /* Revocation state unreachable (Redis down): a valid token is refused
  * when failing closed and accepted when failing open. */
 START_TEST(revocation_unavailable_follows_policy)
@@ -337,6 +376,7 @@ int main(void)
     tcase_add_test(tc, bearer_parse);
     tcase_add_test(tc, revoked_bearer_rejected);
     tcase_add_test(tc, revocation_unavailable_follows_policy);
+    tcase_add_test(tc, cached_bearer_still_checked_for_revocation);
     tcase_add_test(tc, roles_contain);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);

@@ -392,6 +392,7 @@ int auto_job_should_stop(struct auto_job_ctx *ctx);
 /* ---- identity.c (over libs/identity) ---------------------------------- */
 
 struct ident_rev;
+struct tok_cache;
 
 /* How callers are authenticated; immutable after start-up, shared. */
 struct auto_auth {
@@ -401,6 +402,8 @@ struct auto_auth {
                                        trusted */
     struct ident_rev *rev;          /* NULL: no revocation check (libs/
                                        identity/revocation.h) */
+    struct tok_cache *cache;        /* NULL: verify every bearer (libs/
+                                       token/token_cache.h) */
 };
 
 struct auto_identity {

@@ -36,6 +36,7 @@ int auto_identity_require(const struct auto_auth *a, struct httpd_req *r,
     cfg.policy = a->policy;
     cfg.internal_token = a->internal_token;
     cfg.rev = a->rev;
+    cfg.cache = a->cache;
     cfg.rev_fail_open = 1;
     if (ident_from_req(&cfg, r, &id) != IDENT_OK)
         return unauthorized(r);

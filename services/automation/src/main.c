@@ -19,6 +19,7 @@
 #include "identity/revocation.h"
 #include "log/log.h"
 #include "redispool/redispool.h"
+#include "token/token_cache.h"
 
 #define SERVICE "automation"
 #define MIGRATE_RETRY_S 30
@@ -36,6 +37,7 @@ struct settings {
     double import_max_error_rate;
     const char *http_allow_hosts;      /* egress (egress.h) */
     int http_allow_private;
+    long token_cache_size, token_cache_ttl_s; /* token/token_cache.h */
 };
 
 struct deps {
@@ -58,6 +60,8 @@ static void read_settings(struct cfg *c, struct settings *s)
     s->retry_base_ms = (int)cfg_int(c, "RETRY_BASE_MS", 1000, 1, 3600000);
     s->retry_max_ms = (int)cfg_int(c, "RETRY_MAX_MS", 3600000, 1, 86400000);
     s->poll_ms = (int)cfg_int(c, "POLL_MS", 1000, 10, 60000);
+    s->token_cache_size = cfg_int(c, "TOKEN_CACHE_SIZE", 10000, 0, 10000000);
+    s->token_cache_ttl_s = cfg_int(c, "TOKEN_CACHE_TTL_S", 60, 1, 300);
     s->storage_dir = cfg_str(c, "STORAGE_DIR", ".run/storage");
     s->jwt_public_key_file = cfg_str(c, "JWT_PUBLIC_KEY_FILE", "");
     s->jwt_secret = cfg_str(c, "JWT_SECRET", "");
@@ -236,6 +240,10 @@ int main(void)
     auth.internal_token = s.internal_token;
     /* Bearer tokens: logout / disabled users count within 30 s. */
     auth.rev = ident_rev_new(d.redis, 30);
+    if (s.token_cache_size > 0 &&
+        (auth.cache = tok_cache_new((size_t)s.token_cache_size,
+                                    (int)s.token_cache_ttl_s)) == NULL)
+        goto cleanup;
     api.queue = &queue;
     api.auth = &auth;
     api.default_max_attempts = s.max_attempts;
@@ -310,6 +318,7 @@ cleanup:
     if (d.pg)
         pgpool_free(d.pg);
     ident_rev_free(auth.rev);   /* borrows d.redis */
+    tok_cache_free(auth.cache);
     redispool_free(d.redis);
     if (keys)
         tok_keyset_free(keys);

@@ -1,6 +1,6 @@
 #include "authn.h"
 #include "revocation.h"
-#include "token_cache.h"
+#include "token/token_cache.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -17,7 +17,7 @@ struct gw_authn {
     char issuer[256];
     char audience[256];
     struct tok_policy pol; /* points at issuer / audience above */
-    struct gw_token_cache *cache; /* owned, NULL: off (revocation.h) */
+    struct tok_cache *cache; /* owned, NULL: off (revocation.h) */
     struct gw_revocation *rev;    /* owned, NULL: no revocation checks */
 };
 
@@ -26,7 +26,7 @@ void gw_authn_free(struct gw_authn *a)
     if (a == NULL)
         return;
     gw_revocation_free(a->rev);
-    gw_token_cache_free(a->cache);
+    tok_cache_free(a->cache);
     tok_keyset_free(a->ks);
     free(a);
 }
@@ -190,7 +190,7 @@ enum gw_bearer_rc gw_authn_bearer(const char *authz, const char **tok,
     return *p == '\0' ? GW_BEARER_OK : GW_BEARER_MALFORMED;
 }
 
-void gw_authn_attach(struct gw_authn *a, struct gw_token_cache *cache,
+void gw_authn_attach(struct gw_authn *a, struct tok_cache *cache,
                      struct gw_revocation *rev)
 {
     a->cache = cache;
@@ -200,14 +200,7 @@ void gw_authn_attach(struct gw_authn *a, struct gw_token_cache *cache,
 enum tok_err gw_authn_verify(const struct gw_authn *a, const char *tok,
                              size_t len, time_t now, struct tok_claims *out)
 {
-    enum tok_err e;
-
-    if (a->cache != NULL && gw_token_cache_get(a->cache, tok, len, now, out))
-        return TOK_OK;
-    e = tok_verify(a->ks, &a->pol, tok, len, now, out);
-    if (e == TOK_OK && a->cache != NULL)
-        gw_token_cache_put(a->cache, tok, len, out, now);
-    return e;
+    return tok_cache_verify(a->cache, a->ks, &a->pol, tok, len, now, out);
 }
 
 int gw_authn_has_role(const struct gw_route *route,

@@ -58,7 +58,7 @@ enum gw_bearer_rc {
 enum gw_bearer_rc gw_authn_bearer(const char *authz, const char **tok,
                                   size_t *len);
 
-struct gw_token_cache;
+struct tok_cache;
 struct gw_revocation;
 
 /*
@@ -68,7 +68,7 @@ struct gw_revocation;
  * gw_authn_check refuses revoked tokens (401 invalid_token "revoked").
  * Start-up only (see revocation.h, gw_authn_setup_revocation).
  */
-void gw_authn_attach(struct gw_authn *a, struct gw_token_cache *cache,
+void gw_authn_attach(struct gw_authn *a, struct tok_cache *cache,
                      struct gw_revocation *rev);
 
 /* Verifies a token at `now`; see tok_verify(). Cached when attached. */

@@ -15,7 +15,7 @@
 #include "log/log.h"
 #include "metrics/metrics.h"
 #include "redispool/redispool.h"
-#include "token_cache.h"
+#include "token/token_cache.h"
 
 #define POOL_SIZE 16
 /* Runs on the epoll threads: a hung Redis must cost little (and is then
@@ -237,7 +237,7 @@ void gw_revocation_note(struct gw_revocation *rv, const char *msg)
 int gw_authn_setup_revocation(struct gw_authn *a, char *err, size_t errlen)
 {
     struct gw_revocation_opts o;
-    struct gw_token_cache *tc = NULL;
+    struct tok_cache *tc = NULL;
     struct gw_revocation *rv = NULL;
     struct cfg c;
     long size, ttl;
@@ -253,7 +253,7 @@ int gw_authn_setup_revocation(struct gw_authn *a, char *err, size_t errlen)
         snprintf(err, errlen, "%s", c.err);
         goto cleanup;
     }
-    if (size > 0 && (tc = gw_token_cache_new((size_t)size, (int)ttl)) ==
+    if (size > 0 && (tc = tok_cache_new((size_t)size, (int)ttl)) ==
                         NULL) {
         snprintf(err, errlen, "TOKEN_CACHE_SIZE: out of memory");
         goto cleanup;
@@ -271,7 +271,7 @@ int gw_authn_setup_revocation(struct gw_authn *a, char *err, size_t errlen)
     rv = NULL;
     rc = 0;
 cleanup:
-    gw_token_cache_free(tc);
+    tok_cache_free(tc);
     gw_revocation_free(rv);
     cfg_cleanup(&c);
     return rc;

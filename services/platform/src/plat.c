@@ -10,6 +10,7 @@
 #include "keys.h"
 #include "log/log.h"
 #include "revoke.h"
+#include "token/token_cache.h"
 
 /* Connect timeout for pooled PostgreSQL connections, seconds. */
 #define PG_CONNECT_TIMEOUT_S 5
@@ -87,6 +88,15 @@ int plat_ctx_init(struct plat_ctx *ctx, const struct plat_settings *set)
     }
     ctx->identity.rev = ctx->rev;
     ctx->identity.rev_fail_open = set->revocation_fail_open;
+    if (set->token_cache_size > 0) {
+        ctx->token_cache = tok_cache_new((size_t)set->token_cache_size,
+                                         (int)set->token_cache_ttl_s);
+        if (ctx->token_cache == NULL) {
+            log_error(NULL, "TOKEN_CACHE_SIZE: out of memory");
+            return -1;
+        }
+        ctx->identity.cache = ctx->token_cache;
+    }
 
     if (make_dummy_hash(ctx) != 0) {
         log_error(NULL, "argon2id failed with m=%u KiB t=%u p=%u",
@@ -104,6 +114,7 @@ void plat_ctx_cleanup(struct plat_ctx *ctx)
 {
     if (ctx->rev != NULL)
         ident_rev_free(ctx->rev);
+    tok_cache_free(ctx->token_cache);
     if (ctx->keyset != NULL)
         tok_keyset_free(ctx->keyset);
     if (ctx->signer != NULL)

@@ -72,6 +72,8 @@ struct plat_settings {
     long login_backoff_max_s;
     long revocation_cache_s;          /* REVOCATION_CACHE_TTL_S */
     int revocation_fail_open;
+    long token_cache_size;            /* entries; 0 = off */
+    long token_cache_ttl_s;
 };
 
 /*
@@ -95,6 +97,7 @@ struct plat_ctx {
     struct tok_keyset *keyset;        /* verification keys (signer's) */
     struct ident_cfg identity;
     struct ident_rev *rev;            /* revocation cache for bearers */
+    struct tok_cache *token_cache;    /* verified bearers; NULL: off */
     /*
      * Encoded argon2id hash of a random password with the configured
      * parameters: logins for unknown emails verify against it so they

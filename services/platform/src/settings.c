@@ -102,6 +102,8 @@ static void load_auth_hardening(struct cfg *c, struct plat_settings *s)
         cfg_int(c, "LOGIN_BACKOFF_MAX_S", 900, 1, 86400);
     s->revocation_cache_s = cfg_int(c, "REVOCATION_CACHE_TTL_S", 30, 1, 30);
     s->revocation_fail_open = cfg_bool(c, "REVOCATION_FAIL_OPEN", 1);
+    s->token_cache_size = cfg_int(c, "TOKEN_CACHE_SIZE", 10000, 0, 10000000);
+    s->token_cache_ttl_s = cfg_int(c, "TOKEN_CACHE_TTL_S", 60, 1, 300);
 }
 
 void plat_settings_load(struct cfg *c, struct plat_settings *s)

@@ -1,4 +1,4 @@
-#include "token_cache.h"
+#include "token/token_cache.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -17,16 +17,16 @@ struct entry {
     struct tok_claims claims;
 };
 
-struct gw_token_cache {
+struct tok_cache {
     size_t nsets;                 /* power of two */
     int ttl_s;
     pthread_mutex_t locks[STRIPES]; /* set i under locks[i % STRIPES] */
     struct entry *e;              /* nsets * WAYS */
 };
 
-struct gw_token_cache *gw_token_cache_new(size_t capacity, int ttl_s)
+struct tok_cache *tok_cache_new(size_t capacity, int ttl_s)
 {
-    struct gw_token_cache *tc;
+    struct tok_cache *tc;
     size_t nsets = 1;
 
     if (capacity < WAYS || ttl_s < 1)
@@ -48,7 +48,7 @@ struct gw_token_cache *gw_token_cache_new(size_t capacity, int ttl_s)
     return tc;
 }
 
-void gw_token_cache_free(struct gw_token_cache *tc)
+void tok_cache_free(struct tok_cache *tc)
 {
     if (tc == NULL)
         return;
@@ -80,7 +80,7 @@ static void token_key(const char *tok, size_t len,
         SHA256((const unsigned char *)tok, len, key);
 }
 
-static size_t set_of(const struct gw_token_cache *tc,
+static size_t set_of(const struct tok_cache *tc,
                      const unsigned char *key)
 {
     uint64_t h;
@@ -89,21 +89,20 @@ static size_t set_of(const struct gw_token_cache *tc,
     return (size_t)(h & (tc->nsets - 1));
 }
 
-int gw_token_cache_get(struct gw_token_cache *tc, const char *tok,
-                       size_t len, time_t now, struct tok_claims *out)
+static int get_key(struct tok_cache *tc,
+                   const unsigned char key[SHA256_DIGEST_LENGTH], time_t now,
+                   struct tok_claims *out)
 {
-    unsigned char key[SHA256_DIGEST_LENGTH];
     struct entry *set;
     size_t s;
     int hit = 0;
 
-    token_key(tok, len, key);
     s = set_of(tc, key);
     set = &tc->e[s * WAYS];
     pthread_mutex_lock(&tc->locks[s % STRIPES]);
     for (int w = 0; w < WAYS; w++) {
         if (set[w].expires > (long long)now &&
-            CRYPTO_memcmp(set[w].key, key, sizeof(key)) == 0) {
+            CRYPTO_memcmp(set[w].key, key, SHA256_DIGEST_LENGTH) == 0) {
             *out = set[w].claims;
             hit = 1;
             break;
@@ -113,10 +112,10 @@ int gw_token_cache_get(struct gw_token_cache *tc, const char *tok,
     return hit;
 }
 
-void gw_token_cache_put(struct gw_token_cache *tc, const char *tok,
-                        size_t len, const struct tok_claims *c, time_t now)
+static void put_key(struct tok_cache *tc,
+                    const unsigned char key[SHA256_DIGEST_LENGTH],
+                    const struct tok_claims *c, time_t now)
 {
-    unsigned char key[SHA256_DIGEST_LENGTH];
     long long until = (long long)now + tc->ttl_s;
     struct entry *set, *victim;
     size_t s;
@@ -125,13 +124,12 @@ void gw_token_cache_put(struct gw_token_cache *tc, const char *tok,
         until = c->exp;
     if (until <= (long long)now)
         return;
-    token_key(tok, len, key);
     s = set_of(tc, key);
     set = &tc->e[s * WAYS];
     pthread_mutex_lock(&tc->locks[s % STRIPES]);
     victim = &set[0];
     for (int w = 0; w < WAYS; w++) {
-        if (memcmp(set[w].key, key, sizeof(key)) == 0 ||
+        if (memcmp(set[w].key, key, SHA256_DIGEST_LENGTH) == 0 ||
             set[w].expires <= (long long)now) {
             victim = &set[w];
             break;
@@ -139,13 +137,51 @@ void gw_token_cache_put(struct gw_token_cache *tc, const char *tok,
         if (set[w].expires < victim->expires)
             victim = &set[w];
     }
-    memcpy(victim->key, key, sizeof(key));
+    memcpy(victim->key, key, SHA256_DIGEST_LENGTH);
     victim->expires = until;
     victim->claims = *c;
     pthread_mutex_unlock(&tc->locks[s % STRIPES]);
 }
 
-void gw_token_cache_clear(struct gw_token_cache *tc)
+int tok_cache_get(struct tok_cache *tc, const char *tok, size_t len,
+                  time_t now, struct tok_claims *out)
+{
+    unsigned char key[SHA256_DIGEST_LENGTH];
+
+    token_key(tok, len, key);
+    return get_key(tc, key, now, out);
+}
+
+void tok_cache_put(struct tok_cache *tc, const char *tok, size_t len,
+                   const struct tok_claims *c, time_t now)
+{
+    unsigned char key[SHA256_DIGEST_LENGTH];
+
+    token_key(tok, len, key);
+    put_key(tc, key, c, now);
+}
+
+enum tok_err tok_cache_verify(struct tok_cache *tc,
+                              const struct tok_keyset *ks,
+                              const struct tok_policy *pol, const char *tok,
+                              size_t len, time_t now,
+                              struct tok_claims *out)
+{
+    unsigned char key[SHA256_DIGEST_LENGTH];
+    enum tok_err e;
+
+    if (tc == NULL)
+        return tok_verify(ks, pol, tok, len, now, out);
+    token_key(tok, len, key);
+    if (get_key(tc, key, now, out))
+        return TOK_OK;
+    e = tok_verify(ks, pol, tok, len, now, out);
+    if (e == TOK_OK)
+        put_key(tc, key, out, now);
+    return e;
+}
+
+void tok_cache_clear(struct tok_cache *tc)
 {
     for (size_t s = 0; s < tc->nsets; s++) {
         pthread_mutex_lock(&tc->locks[s % STRIPES]);

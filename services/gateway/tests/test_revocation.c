@@ -1,7 +1,7 @@
 /*
- * token_cache (verified-token cache) and revocation (the gateway's
- * checker: local semantics, then pub/sub against a real Redis from
- * BASALT_TEST_REDIS_URL; fails, not skips, without it).
+ * revocation (the gateway's checker: local semantics, then pub/sub
+ * against a real Redis from BASALT_TEST_REDIS_URL; fails, not skips,
+ * without it). The verified-token cache is tested in libs/token.
  */
 #include <check.h>
 #include <stdio.h>
@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include "../src/revocation.h"
-#include "../src/token_cache.h"
 #include "identity/revocation.h"
 #include "redispool/redispool.h"
 
@@ -28,70 +27,6 @@ static struct tok_claims claims(const char *sub, const char *jti,
     c.iat = NOW - 10;
     return c;
 }
-
-START_TEST(hit_miss_and_exact_key)
-{
-    struct gw_token_cache *tc = gw_token_cache_new(64, 60);
-    struct tok_claims c = claims("u1", "j1", NOW + 900), out;
-    const char *tok = "aaa.bbb.ccc";
-
-    ck_assert_ptr_nonnull(tc);
-    ck_assert_int_eq(gw_token_cache_get(tc, tok, strlen(tok), NOW, &out), 0);
-    gw_token_cache_put(tc, tok, strlen(tok), &c, NOW);
-    ck_assert_int_eq(gw_token_cache_get(tc, tok, strlen(tok), NOW, &out), 1);
-    ck_assert_str_eq(out.sub, "u1");
-    /* same signature, other payload: a different token, a miss */
-    ck_assert_int_eq(gw_token_cache_get(tc, "aaa.bbX.ccc", 11, NOW, &out),
-                     0);
-    /* a prefix of the token is not the token */
-    ck_assert_int_eq(gw_token_cache_get(tc, tok, 10, NOW, &out), 0);
-    gw_token_cache_clear(tc);
-    ck_assert_int_eq(gw_token_cache_get(tc, tok, strlen(tok), NOW, &out), 0);
-    gw_token_cache_free(tc);
-}
-END_TEST
-
-START_TEST(expiry_is_min_of_exp_and_ttl)
-{
-    struct gw_token_cache *tc = gw_token_cache_new(64, 60);
-    struct tok_claims soon = claims("u", "j", NOW + 5), out;
-    struct tok_claims later = claims("u", "k", NOW + 900);
-
-    gw_token_cache_put(tc, "t1", 2, &soon, NOW);
-    gw_token_cache_put(tc, "t2", 2, &later, NOW);
-    ck_assert_int_eq(gw_token_cache_get(tc, "t1", 2, NOW + 4, &out), 1);
-    ck_assert_int_eq(gw_token_cache_get(tc, "t1", 2, NOW + 5, &out), 0);
-    ck_assert_int_eq(gw_token_cache_get(tc, "t2", 2, NOW + 59, &out), 1);
-    ck_assert_int_eq(gw_token_cache_get(tc, "t2", 2, NOW + 60, &out), 0);
-    /* an expired token is never stored */
-    gw_token_cache_put(tc, "t3", 2, &soon, NOW + 10);
-    ck_assert_int_eq(gw_token_cache_get(tc, "t3", 2, NOW + 10, &out), 0);
-    gw_token_cache_free(tc);
-}
-END_TEST
-
-START_TEST(bounded)
-{
-    struct gw_token_cache *tc = gw_token_cache_new(8, 60);
-    struct tok_claims c = claims("u", "j", NOW + 900), out;
-    char tok[32];
-    int hits = 0;
-
-    for (int i = 0; i < 1000; i++) {
-        snprintf(tok, sizeof(tok), "token-%d", i);
-        gw_token_cache_put(tc, tok, strlen(tok), &c, NOW);
-    }
-    for (int i = 0; i < 1000; i++) {
-        snprintf(tok, sizeof(tok), "token-%d", i);
-        hits += gw_token_cache_get(tc, tok, strlen(tok), NOW, &out);
-    }
-    ck_assert_int_le(hits, 8);
-    ck_assert_int_ge(hits, 1);
-    ck_assert_ptr_null(gw_token_cache_new(2, 60));
-    ck_assert_ptr_null(gw_token_cache_new(64, 0));
-    gw_token_cache_free(tc);
-}
-END_TEST
 
 static const char *redis_url(void)
 {
@@ -164,19 +99,14 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("gateway_token_cache");
-    TCase *tc = tcase_create("cache");
+    Suite *s = suite_create("gateway_revocation");
     TCase *rc = tcase_create("revocation");
     SRunner *sr;
     int failed;
 
-    tcase_add_test(tc, hit_miss_and_exact_key);
-    tcase_add_test(tc, expiry_is_min_of_exp_and_ttl);
-    tcase_add_test(tc, bounded);
     tcase_add_test(rc, pubsub_revokes_at_once);
     tcase_add_test(rc, redis_down_policy);
     tcase_set_timeout(rc, 30);
-    suite_add_tcase(s, tc);
     suite_add_tcase(s, rc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "analytics.h"
+#include "token/token.h"
 #include "validation.h"
 
 void plat_an_event_cleanup(struct plat_an_event *ev)
@@ -211,6 +212,37 @@ static int text_field(const json_t *in, const char *name, char *out,
     return 0;
 }
 
+/*
+ * `props` as compact JSON in *out (malloc'd, NUL-terminated): 0; 1 when
+ * it is longer than `max` bytes; -1 when it cannot be encoded (*out NULL
+ * unless 0). Encoded into a stack buffer first and copied once:
+ * json_dumps() grows a buffer from 16 bytes and copies it again, three to
+ * four allocations per event.
+ */
+static int properties_text(const json_t *props, size_t max, char **out)
+{
+    char buf[1024];
+    size_t n = json_dumpb(props, buf, sizeof(buf), JSON_COMPACT);
+
+    *out = NULL;
+    if (n == 0)
+        return -1;
+    if (n > max)
+        return 1;
+    *out = malloc(n + 1);
+    if (*out == NULL)
+        return -1;
+    if (n <= sizeof(buf))
+        memcpy(*out, buf, n);
+    else if (json_dumpb(props, *out, n, JSON_COMPACT) != n) {
+        free(*out);
+        *out = NULL;
+        return -1;
+    }
+    (*out)[n] = '\0';
+    return 0;
+}
+
 int plat_an_event_parse(const json_t *in, const char *caller_id,
                         const char *owner, int64_t now_us,
                         size_t max_properties, struct plat_an_event *out,
@@ -273,16 +305,19 @@ int plat_an_event_parse(const json_t *in, const char *caller_id,
         snprintf(why, whylen, "properties must be an object");
         goto fail;
     }
-    out->properties = props != NULL && !json_is_null(props)
-                          ? json_dumps(props, JSON_COMPACT)
-                          : strdup("{}");
-    if (out->properties == NULL) {
+    if (props != NULL && !json_is_null(props)) {
+        int rc = properties_text(props, max_properties, &out->properties);
+
+        if (rc != 0) {
+            if (rc > 0)
+                snprintf(why, whylen, "properties larger than %zu bytes",
+                         max_properties);
+            else
+                snprintf(why, whylen, "properties cannot be encoded");
+            goto fail;
+        }
+    } else if ((out->properties = strdup("{}")) == NULL) {
         snprintf(why, whylen, "properties cannot be encoded");
-        goto fail;
-    }
-    if (strlen(out->properties) > max_properties) {
-        snprintf(why, whylen, "properties larger than %zu bytes",
-                 max_properties);
         goto fail;
     }
     snprintf(out->owner, sizeof(out->owner), "%s",
@@ -349,28 +384,16 @@ enum plat_an_batch plat_an_batch_parse(const json_t *body,
     return PLAT_AN_BATCH_OK;
 }
 
-static const char b64u[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
+/* "1:<ts_us>:<id>" in base64url (libs/token's codec, RFC 4648 §5). */
 void plat_an_cursor_encode(int64_t ts_us, int64_t id, char *buf, size_t len)
 {
     char raw[48];
-    size_t n, o = 0;
+    int n = snprintf(raw, sizeof(raw), "1:%lld:%lld", (long long)ts_us,
+                     (long long)id);
+    char *enc = tok_b64url_encode((const unsigned char *)raw, (size_t)n);
 
-    n = (size_t)snprintf(raw, sizeof(raw), "1:%lld:%lld", (long long)ts_us,
-                         (long long)id);
-    for (size_t i = 0; i < n && o + 1 < len; i += 3) {
-        unsigned v = (unsigned)(unsigned char)raw[i] << 16;
-        size_t k = n - i < 3 ? n - i : 3;
-
-        if (k > 1)
-            v |= (unsigned)(unsigned char)raw[i + 1] << 8;
-        if (k > 2)
-            v |= (unsigned)(unsigned char)raw[i + 2];
-        for (size_t j = 0; j < k + 1 && o + 1 < len; j++)
-            buf[o++] = b64u[(v >> (18 - 6 * j)) & 63];
-    }
-    buf[o] = '\0';
+    snprintf(buf, len, "%s", enc != NULL ? enc : "");
+    free(enc);
 }
 
 /* Parses a decimal int64 that must end at `end` (strtoll, checked). */
@@ -391,31 +414,23 @@ static int parse_ll(const char *s, char end, const char **next,
 
 int plat_an_cursor_decode(const char *s, int64_t *ts_us, int64_t *id)
 {
-    char raw[48];
-    size_t n = s != NULL ? strlen(s) : 0, o = 0;
-    unsigned v = 0;
-    int bits = 0;
+    size_t n = s != NULL ? strlen(s) : 0, rawlen = 0;
+    unsigned char *raw = NULL;
+    char text[48];
     long long a, b;
     const char *p;
 
-    if (n == 0 || n >= PLAT_AN_CURSOR_MAX)
+    if (n == 0 || n >= PLAT_AN_CURSOR_MAX ||
+        tok_b64url_decode(s, n, &raw, &rawlen) != 0)
         return -1;
-    for (size_t i = 0; i < n; i++) {
-        const char *q = strchr(b64u, s[i]);
-
-        if (q == NULL || s[i] == '\0')
-            return -1;
-        v = (v << 6) | (unsigned)(q - b64u);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (o + 1 >= sizeof(raw))
-                return -1;
-            raw[o++] = (char)((v >> bits) & 0xff);
-        }
-    }
-    raw[o] = '\0';
-    if (strncmp(raw, "1:", 2) != 0 || parse_ll(raw + 2, ':', &p, &a) != 0 ||
+    /* as text: no NUL inside */
+    if (rawlen < sizeof(text) && memchr(raw, '\0', rawlen) == NULL)
+        memcpy(text, raw, rawlen);
+    else
+        rawlen = 0;
+    text[rawlen] = '\0';
+    free(raw);
+    if (strncmp(text, "1:", 2) != 0 || parse_ll(text + 2, ':', &p, &a) != 0 ||
         parse_ll(p + 1, '\0', &p, &b) != 0)
         return -1;
     *ts_us = a;

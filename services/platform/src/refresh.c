@@ -3,54 +3,42 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
+#include <stdlib.h>
 #include <string.h>
 
-static const char b64url[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/* base64url without padding of exactly PLAT_REFRESH_BYTES bytes. */
-static void encode(const unsigned char *in, char *out)
-{
-    size_t i = 0, o = 0;
-
-    for (; i + 3 <= PLAT_REFRESH_BYTES; i += 3) {
-        unsigned long v = ((unsigned long)in[i] << 16) |
-                          ((unsigned long)in[i + 1] << 8) | in[i + 2];
-        out[o++] = b64url[(v >> 18) & 63];
-        out[o++] = b64url[(v >> 12) & 63];
-        out[o++] = b64url[(v >> 6) & 63];
-        out[o++] = b64url[v & 63];
-    }
-    /* 32 = 3 * 10 + 2: two bytes left, three characters. */
-    {
-        unsigned long v = ((unsigned long)in[i] << 16) |
-                          ((unsigned long)in[i + 1] << 8);
-        out[o++] = b64url[(v >> 18) & 63];
-        out[o++] = b64url[(v >> 12) & 63];
-        out[o++] = b64url[(v >> 6) & 63];
-    }
-    out[o] = '\0';
-}
+#include "token/token.h"
 
 int plat_refresh_generate(char *text, unsigned char *hash)
 {
     unsigned char raw[PLAT_REFRESH_BYTES];
+    char *enc;
 
     if (RAND_bytes(raw, sizeof(raw)) != 1)
         return -1;
-    encode(raw, text);
+    enc = tok_b64url_encode(raw, sizeof(raw));
     OPENSSL_cleanse(raw, sizeof(raw));
+    if (enc == NULL || strlen(enc) != PLAT_REFRESH_TEXT_LEN) {
+        free(enc);
+        return -1;
+    }
+    memcpy(text, enc, PLAT_REFRESH_TEXT_LEN + 1);
+    OPENSSL_cleanse(enc, PLAT_REFRESH_TEXT_LEN);
+    free(enc);
     SHA256((const unsigned char *)text, PLAT_REFRESH_TEXT_LEN, hash);
     return 0;
 }
 
 int plat_refresh_hash(const char *text, size_t len, unsigned char *hash)
 {
-    if (len != PLAT_REFRESH_TEXT_LEN)
+    unsigned char *raw = NULL;
+    size_t rawlen = 0;
+
+    /* only what plat_refresh_generate() can produce */
+    if (len != PLAT_REFRESH_TEXT_LEN ||
+        tok_b64url_decode(text, len, &raw, &rawlen) != 0)
         return -1;
-    for (size_t i = 0; i < len; i++)
-        if (text[i] == '\0' || strchr(b64url, text[i]) == NULL)
-            return -1;
+    OPENSSL_cleanse(raw, rawlen);
+    free(raw);
     SHA256((const unsigned char *)text, len, hash);
     return 0;
 }

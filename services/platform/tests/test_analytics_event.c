@@ -170,6 +170,47 @@ START_TEST(test_event_table)
 }
 END_TEST
 
+/* properties are stored as compact JSON, exactly json_dumps()'s text,
+ * also past the encoder's stack buffer; the size limit is inclusive. */
+START_TEST(test_properties_text)
+{
+    char big[3000], why[160];
+    json_t *in, *props;
+    struct plat_an_event ev;
+    char *want;
+    size_t n;
+
+    in = json_loads("{\"event\":\"e\",\"properties\":{\"a\": 1,"
+                    " \"b\": [true, null, \"x\\u00e9\"]}}", 0, NULL);
+    ck_assert_ptr_nonnull(in);
+    ck_assert_int_eq(plat_an_event_parse(in, "c", "o", NOW_US, 100, &ev, why,
+                                         sizeof(why)), 0);
+    ck_assert_str_eq(ev.properties,
+                     "{\"a\":1,\"b\":[true,null,\"x\xc3\xa9\"]}");
+    plat_an_event_cleanup(&ev);
+    json_decref(in);
+
+    memset(big, 'q', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    props = json_pack("{s:s, s:i}", "long", big, "n", 7);
+    in = json_pack("{s:s, s:O}", "event", "e", "properties", props);
+    want = json_dumps(props, JSON_COMPACT);
+    n = strlen(want);
+    ck_assert_uint_gt(n, 1024);
+    ck_assert_int_eq(plat_an_event_parse(in, "c", "o", NOW_US, n, &ev, why,
+                                         sizeof(why)), 0);
+    ck_assert_str_eq(ev.properties, want);
+    plat_an_event_cleanup(&ev);
+    ck_assert_int_eq(plat_an_event_parse(in, "c", "o", NOW_US, n - 1, &ev,
+                                         why, sizeof(why)), -1);
+    ck_assert_ptr_nonnull(strstr(why, "properties larger"));
+    ck_assert_ptr_null(ev.properties);
+    free(want);
+    json_decref(props);
+    json_decref(in);
+}
+END_TEST
+
 START_TEST(test_event_defaults)
 {
     json_t *in = json_pack("{s:s}", "event", "login");
@@ -336,6 +377,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_event_table, 0,
                         sizeof(event_cases) / sizeof(event_cases[0]));
     tcase_add_test(tc, test_event_defaults);
+    tcase_add_test(tc, test_properties_text);
     tcase_add_test(tc, test_text_limits);
     tcase_add_test(tc, test_batch_limits);
     tcase_add_test(tc, test_batch_mixed);

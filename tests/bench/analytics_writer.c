@@ -141,7 +141,7 @@ static void make_row(struct plat_an_event *ev, const char *owner, long seq,
 
     memset(ev, 0, sizeof(*ev));
     snprintf(ev->event, sizeof(ev->event), "bench_ev_%ld", i % 20);
-    snprintf(ev->distinct_id, sizeof(ev->distinct_id), "u%ld",
+    snprintf(ev->distinct_id, sizeof(ev->distinct_id), "u%04ld",
              (seq * 31 + i * 7) % 5000);
     snprintf(ev->message_id, sizeof(ev->message_id), "wb-%lld-%ld-%ld",
              (long long)now, seq, i);
@@ -175,8 +175,20 @@ static int ref_text(struct plat_an_conn *w, const char *s, char sep)
     return 0;
 }
 
+/* Bytes of WAL written so far (the server's insert position). */
+static double wal_bytes(PGconn *c)
+{
+    PGresult *res = PQexec(c, "SELECT pg_current_wal_insert_lsn() - '0/0'");
+    double v = PQresultStatus(res) == PGRES_TUPLES_OK
+                   ? strtod(PQgetvalue(res, 0, 0), NULL)
+                   : 0;
+
+    PQclear(res);
+    return v;
+}
+
 static int copy_reference(const char *conninfo, const char *owner,
-                          long rows, double *rate, double *cpu)
+                          long rows, double *rate, double *cpu, double *wal)
 {
     PGconn *c = PQconnectdb(conninfo);
     struct plat_an_conn w;
@@ -189,6 +201,7 @@ static int copy_reference(const char *conninfo, const char *owner,
     if (PQstatus(c) != CONNECTION_OK)
         goto out;
     w.conn = c;
+    *wal = wal_bytes(c);
     *cpu = proc_cpu_s(PQbackendPID(c));
     t0 = now_s();
     res = PQexec(c, "BEGIN");
@@ -227,6 +240,7 @@ static int copy_reference(const char *conninfo, const char *owner,
     PQclear(res);
     *rate = (double)rows / (now_s() - t0);
     *cpu = proc_cpu_s(PQbackendPID(c)) - *cpu;
+    *wal = wal_bytes(c) - *wal;
 out:
     if (!ok)
         fprintf(stderr, "copy failed: %s", PQerrorMessage(c));
@@ -245,6 +259,7 @@ int main(int argc, char **argv)
     struct plat_an_event **rows;
     double t0, end, took, copy_rate = 0, cpu, copy_cpu = 0, self_cpu;
     double st[4] = {0, 0, 0, 0};
+    double wal, copy_wal = 0;
     int steps = getenv("ANALYTICS_BENCH_STEPS") != NULL;
     int pid;
     int64_t now = plat_an_now_us();
@@ -267,6 +282,7 @@ int main(int argc, char **argv)
     if (plat_an_conn_open(&w) != 0)
         return 1;
     pid = PQbackendPID(w.conn);
+    wal = wal_bytes(w.conn);
     cpu = proc_cpu_s(pid);
     self_cpu = proc_cpu_s(getpid());
     t0 = now_s();
@@ -296,23 +312,28 @@ int main(int argc, char **argv)
     took = now_s() - t0;
     cpu = proc_cpu_s(pid) - cpu;
     self_cpu = proc_cpu_s(getpid()) - self_cpu;
+    wal = wal_bytes(w.conn) - wal;
     plat_an_conn_cleanup(&w);
     if (events == 0)
         return 1;
     printf("writer: events_per_s=%.0f pg_cpu_us_per_event=%.2f "
-           "client_cpu_us_per_event=%.2f groups=%ld group=%ld\n",
+           "client_cpu_us_per_event=%.2f wal_bytes_per_event=%.0f "
+           "groups=%ld group=%ld\n",
            (double)events / took, cpu * 1e6 / (double)events,
-           self_cpu * 1e6 / (double)events, groups, group);
+           self_cpu * 1e6 / (double)events, wal / (double)events, groups,
+           group);
     if (steps)
         printf("writer steps, pg_cpu_us_per_event: dedupe=%.2f roll=%.2f "
                "copy=%.2f commit=%.2f\n", st[0] * 1e6 / (double)events,
                st[1] * 1e6 / (double)events, st[2] * 1e6 / (double)events,
                st[3] * 1e6 / (double)events);
     if (copy_reference(conninfo, owner, (long)events, &copy_rate,
-                       &copy_cpu) != 0)
+                       &copy_cpu, &copy_wal) != 0)
         return 1;
-    printf("copy:   events_per_s=%.0f pg_cpu_us_per_event=%.2f rows=%lld\n",
-           copy_rate, copy_cpu * 1e6 / (double)events, events);
+    printf("copy:   events_per_s=%.0f pg_cpu_us_per_event=%.2f "
+           "wal_bytes_per_event=%.0f rows=%lld\n",
+           copy_rate, copy_cpu * 1e6 / (double)events,
+           copy_wal / (double)events, events);
     /* Wall-clock rates swing with machine load; CPU per event less so. */
     printf("ratio writer/copy = %.2f (cpu: %.2f)\n",
            (double)events / took / copy_rate,

@@ -86,9 +86,6 @@ int gw_serve_start(struct gw *g, const struct gw_serve_opts *o);
 /* The bound port. */
 int gw_serve_port(const struct gw *g);
 
-/* Requests being handled now. */
-long gw_serve_inflight(const struct gw *g);
-
 /*
  * Blocks until SIGTERM/SIGINT (SIGHUP reloads the routes), then stops
  * accepting, waits up to drain_s for in-flight requests and stops the

@@ -393,7 +393,6 @@ void gw_target_health_result(struct gw_target *t, int ok)
 {
     if (ok) {
         t->hc_fail = 0;
-        t->hc_ok++;
         if (atomic_exchange(&t->healthy, 1) == 0) {
             pthread_mutex_lock(&t->mu);
             t->fails = 0;
@@ -404,7 +403,6 @@ void gw_target_health_result(struct gw_target *t, int ok)
         }
         return;
     }
-    t->hc_ok = 0;
     if (++t->hc_fail >= GW_HC_UNHEALTHY &&
         atomic_exchange(&t->healthy, 0) == 1) {
         gauge(fam_healthy(), t, 0);

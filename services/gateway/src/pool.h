@@ -37,7 +37,7 @@ struct gw_target {
     pthread_mutex_t mu;        /* guards br, fails */
     struct gw_breaker br;
     int fails;                 /* consecutive failed requests (outlier) */
-    int hc_ok, hc_fail;        /* (curl thread) consecutive check results */
+    int hc_fail;               /* (curl thread) consecutive failed checks */
     int hc_busy;               /* (curl thread) a check is running */
 };
 

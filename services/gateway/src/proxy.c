@@ -122,14 +122,6 @@ MHD_socket gw_proxy_quiesce(struct gw_proxy *p)
     return fd;
 }
 
-long gw_proxy_active(const struct gw_proxy *p)
-{
-    long n = 0;
-
-    for (; p != NULL; p = p->next_engine)
-        n += atomic_load(&((struct gw_proxy *)p)->active);
-    return n;
-}
 
 const char *gw_proxy_internal_token(const struct gw_proxy *p)
 {

@@ -157,7 +157,4 @@ void gw_proxy_set_pools(struct gw_proxy *p, struct gw_pools *ps);
  */
 void gw_proxy_close(struct gw_proxy *p);
 
-/* Transfers currently in the multi handle (tests, drain). */
-long gw_proxy_active(const struct gw_proxy *p);
-
 #endif

@@ -69,7 +69,6 @@ struct gw_proxy {
     int started;
     atomic_int stop;
     atomic_int closing;       /* gw_proxy_close: abort all, start none */
-    atomic_long active;
     long connect_timeout_ms;
     char *internal_token;
     pthread_mutex_t qmu;      /* guards queue and every xfer's cmds */

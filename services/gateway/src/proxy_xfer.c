@@ -351,7 +351,6 @@ void gw_xfer_finish(struct gw_proxy *p, struct gw_xfer *x, CURLcode rc,
         snprintf(x->errbuf, sizeof(x->errbuf), "%s", curl_easy_strerror(rc));
     if (counted)
         count(p, x, answered_status(rc, status, headers_done));
-    atomic_fetch_sub(&p->active, 1);
     gw_xfer_release(x);
 }
 
@@ -433,7 +432,6 @@ void gw_xfer_run_commands(struct gw_proxy *p)
             if (p->running != NULL)
                 p->running->run_prev = x;
             p->running = x;
-            atomic_fetch_add(&p->active, 1);
             x->t_start = httpd_now();
             if (atomic_load(&p->closing))
                 gw_xfer_finish(p, x, CURLE_ABORTED_BY_CALLBACK, 1);

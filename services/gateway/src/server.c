@@ -340,11 +340,6 @@ int gw_serve_port(const struct gw *g)
     return g->srv != NULL ? g->srv->port : 0;
 }
 
-long gw_serve_inflight(const struct gw *g)
-{
-    return g->srv != NULL ? atomic_load(&g->srv->inflight) : 0;
-}
-
 void gw_serve_stop(struct gw *g)
 {
     struct gw_server *s = g->srv;

@@ -40,6 +40,14 @@ def psql_int(cluster: Cluster, sql: str, *args: str) -> int:
     return int(psql(cluster, sql, *args) or 0)
 
 
+def hourly_sum(cluster: Cluster, event: str) -> int:
+    """sum(n) of the all-scope hourly rollup rows of `event`, after folding
+    in the pending rollup rows as every reader must (migration 0004)."""
+    psql(cluster, "SELECT platform.analytics_rollup_apply()")
+    return psql_int(cluster, "SELECT sum(n) FROM platform.analytics_hourly"
+                    " WHERE scope = '*' AND event = :'v1'", event)
+
+
 def _as_pg_owner() -> list[str]:
     return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
 

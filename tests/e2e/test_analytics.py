@@ -11,7 +11,14 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from analytics_helpers import batch, event_name, make_admin, psql, psql_int
+from analytics_helpers import (
+    batch,
+    event_name,
+    hourly_sum,
+    make_admin,
+    psql,
+    psql_int,
+)
 from conftest import Cluster, User, assert_error, register_and_login, unique_email
 
 
@@ -121,9 +128,7 @@ def test_retry_not_double_counted(gw: httpx.Client, cluster: Cluster,
     assert r.json()["duplicates"] == 27
     assert stored_count(cluster, name) == 74
     # Rollups count each stored event once.
-    assert psql_int(cluster, "SELECT sum(n) FROM platform.analytics_hourly "
-                             "WHERE scope = '*' AND event = :'v1'",
-                    name) == 74
+    assert hourly_sum(cluster, name) == 74
 
 
 def test_over_limits_413_stores_nothing(gw: httpx.Client, cluster: Cluster,
@@ -172,9 +177,7 @@ def test_concurrent_clients_exact_counts(gw: httpx.Client,
     total = clients * batches * per
     assert acked == total
     assert stored_count(cluster, name) == total
-    assert psql_int(cluster, "SELECT sum(n) FROM platform.analytics_hourly "
-                             "WHERE scope = '*' AND event = :'v1'",
-                    name) == total
+    assert hourly_sum(cluster, name) == total
 
 
 def summary(gw: httpx.Client, user: User, **params: str) -> dict:

@@ -12,7 +12,14 @@ import threading
 import time
 
 import httpx
-from analytics_helpers import batch, event_name, pg_start, pg_stop, psql
+from analytics_helpers import (
+    batch,
+    event_name,
+    hourly_sum,
+    pg_start,
+    pg_stop,
+    psql,
+)
 from conftest import Cluster, User, assert_error, register_and_login, unique_email
 
 RECOVERY_S = 90
@@ -109,6 +116,4 @@ def test_pg_stopped_mid_ingest(gw: httpx.Client, cluster: Cluster) -> None:
     assert rows == f"{total}|{total}"
     assert psql(cluster, "SELECT count(*) FROM platform.analytics_events "
                          "WHERE message_id = :'v1'", f"{name}-probe") == "0"
-    assert psql(cluster, "SELECT sum(n) FROM platform.analytics_hourly "
-                         "WHERE scope = '*' AND event = :'v1'",
-                name) == str(total)
+    assert hourly_sum(cluster, name) == total

@@ -66,6 +66,7 @@ struct plat_an_settings {
     long partitions_ahead;
     long maintenance_interval_s;
     long dedupe_retention_days;
+    long rollup_interval_ms;   /* writer 0 applies pending rollups */
 };
 
 /* Reads the settings above through `c` (errors accumulate in c). */

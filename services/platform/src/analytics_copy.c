@@ -432,9 +432,6 @@ enum plat_an_result plat_an_conn_write(struct plat_an_conn *w,
             flags[i] |= ROW_KNOWN_ALL;
     }
 
-    /* Rollups last: every group upserts the same hot rollup rows, and
-     * their row locks are held until COMMIT, serialising the writers
-     * for that long; the COPY before it holds no shared lock. */
     if ((fresh = begin_dedupe(w, rows, n, flags)) < 0 ||
         (fresh > 0 && (copy_rows(w, rows, n) != 0 ||
                        plat_an_group_roll(w->conn, rows, n, flags) != 0)))

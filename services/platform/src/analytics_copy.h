@@ -9,18 +9,15 @@
  *      over with the ids inserted ON CONFLICT DO NOTHING (one prepared
  *      statement, the ids as an array parameter) and only the rows whose
  *      id was new go on,
- *   3. they are COPYed (text format) straight into analytics_events,
+ *   3. they are COPYed (binary format) straight into analytics_events,
  *   4. their counts per (owner, event, hour), aggregated in memory, and
- *      their presence keys not known to be committed go into
- *      analytics_hourly / analytics_hourly_ids (one prepared statement;
- *      scopes owner and "*", events the name and "" for all events) —
- *      last, as every writer's group locks the same hot rollup rows
- *      until its COMMIT,
+ *      their presence keys not known to be committed go into ONE pending
+ *      rollup row (analytics_rollup_pending, migration 0004), which
+ *      plat_an_rollup_apply() later folds into analytics_hourly /
+ *      analytics_hourly_ids; the group takes no lock on rollup rows,
  *   5. COMMIT.
  * See analytics_group.h. No staging table: each row crosses the wire
  * once as COPY data plus its id, and PostgreSQL writes it once.
- * Upserts are ordered by key so concurrent writers (replicas) lock rows
- * in the same order and cannot deadlock each other.
  *
  * Thread-safety: a struct plat_an_conn belongs to one thread.
  */

@@ -19,34 +19,16 @@ static const char DEDUPE_SQL[] =
  * $1..$4: owner[], event[], hour[] (hours since the epoch), n[] — the
  * stored rows counted per (owner, event, hour); each counts under its
  * four rollup keys. $5..$8: presence keys scope[], event[], hour[],
- * distinct_id[] not known to be committed. uniq grows by the presence
- * rows actually inserted, so known keys may be left out at no cost.
+ * distinct_id[] not known to be committed. One pending row per group,
+ * applied later by platform.analytics_rollup_apply() (migration 0004):
+ * uniq grows by the presence rows actually inserted, so known keys may be
+ * left out at no cost.
  */
 static const char ROLL_SQL[] =
-    "WITH ids AS ("
-    " INSERT INTO platform.analytics_hourly_ids"
-    " (scope, event, hour, distinct_id)"
-    " SELECT DISTINCT s, e, 'epoch'::timestamptz + h * interval '1 hour', d"
-    " FROM unnest($5::text[], $6::text[], $7::bigint[], $8::text[])"
-    " AS p (s, e, h, d)"
-    " ORDER BY 1, 2, 3, 4 ON CONFLICT DO NOTHING"
-    " RETURNING scope, event, hour),"
-    " c AS ("
-    " SELECT k.s, k.e, 'epoch'::timestamptz + a.h * interval '1 hour' AS hr,"
-    " sum(a.n)::bigint AS n"
-    " FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])"
-    " AS a (o, ev, h, n) CROSS JOIN LATERAL"
-    " (VALUES (a.o, a.ev), ('*', a.ev), (a.o, ''), ('*', '')) AS k (s, e)"
-    " GROUP BY 1, 2, 3)"
-    " INSERT INTO platform.analytics_hourly AS x"
-    " (scope, event, hour, n, uniq)"
-    " SELECT c.s, c.e, c.hr, c.n, coalesce(u.n, 0) FROM c LEFT JOIN"
-    " (SELECT scope, event, hour, count(*) AS n FROM ids"
-    "  GROUP BY 1, 2, 3) u"
-    " ON u.scope = c.s AND u.event = c.e AND u.hour = c.hr"
-    " ORDER BY 1, 2, 3"
-    " ON CONFLICT (scope, event, hour) DO UPDATE"
-    " SET n = x.n + EXCLUDED.n, uniq = x.uniq + EXCLUDED.uniq";
+    "INSERT INTO platform.analytics_rollup_pending (c_owner, c_event,"
+    " c_hour, c_n, p_scope, p_event, p_hour, p_did)"
+    " VALUES ($1::text[], $2::text[], $3::bigint[], $4::bigint[],"
+    " $5::text[], $6::text[], $7::bigint[], $8::text[])";
 
 #define ROLL_PARAMS 8
 
@@ -212,6 +194,17 @@ cleanup:
     sb_free_all(a, 2);
     free(slots);
     return fresh;
+}
+
+long plat_an_rollup_apply(PGconn *c)
+{
+    PGresult *res = PQexec(c, PLAT_AN_ROLLUP_APPLY_SQL);
+    long n = -1;
+
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+        n = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return n;
 }
 
 static uint64_t hash_group(const struct plat_an_event *ev, long long hour)

@@ -6,12 +6,14 @@
  *      analytics_dedupe ON CONFLICT DO NOTHING; rows whose id was new
  *      get `stored` = 1,
  *   2. plat_an_group_roll(): counts per (owner, event, hour) of the stored
- *      rows, aggregated here, are added to analytics_hourly under the four
- *      rollup keys (scope owner and "*", event name and "" = all events);
- *      presence keys not known yet go into analytics_hourly_ids ON
- *      CONFLICT DO NOTHING and the rows that insert returns raise `uniq`,
- * both in the caller's open transaction. Upserts are sorted by key so
- * concurrent writers (replicas) lock rows in one order.
+ *      rows, aggregated here, and the presence keys not known yet go into
+ *      ONE pending rollup row,
+ * both in the caller's open transaction. plat_an_rollup_apply() later
+ * adds pending counts to analytics_hourly under the four rollup keys
+ * (scope owner and "*", event name and "" = all events), inserts the
+ * presence keys into analytics_hourly_ids ON CONFLICT DO NOTHING and
+ * raises `uniq` by the rows that insert returns; its upserts are sorted by
+ * key so concurrent appliers lock rows in one order.
  *
  * Thread-safety: per connection, like the PGconn.
  */
@@ -46,8 +48,21 @@ uint64_t plat_an_hash_text(const char *s);
 long plat_an_group_dedupe(PGconn *c, struct plat_an_event **rows,
                           size_t n, const char *flags);
 
-/* Step 2 over the rows with `stored` set; 0 or -1. */
+/*
+ * Step 2 over the rows with `stored` set: their counts and new presence
+ * keys as one pending rollup row (migration 0004); 0 or -1.
+ */
 int plat_an_group_roll(PGconn *c, struct plat_an_event **rows, size_t n,
                        const char *flags);
+
+/*
+ * Folds every pending rollup row committed so far into the rollup tables
+ * (platform.analytics_rollup_apply(), its own transaction: call it
+ * outside one). Returns how many pending rows it applied, or -1.
+ */
+long plat_an_rollup_apply(PGconn *c);
+
+/* The statement plat_an_rollup_apply() runs (one row, one bigint). */
+#define PLAT_AN_ROLLUP_APPLY_SQL "SELECT platform.analytics_rollup_apply()"
 
 #endif

@@ -29,6 +29,8 @@ void plat_an_settings_load(struct cfg *c, struct plat_an_settings *s)
         cfg_int(c, "ANALYTICS_MAINTENANCE_INTERVAL_S", 3600, 1, 86400);
     s->dedupe_retention_days =
         cfg_int(c, "ANALYTICS_DEDUPE_RETENTION_DAYS", 30, 0, 36500);
+    s->rollup_interval_ms =
+        cfg_int(c, "ANALYTICS_ROLLUP_INTERVAL_MS", 100, 1, 60000);
     if (s->queue_max < s->max_batch)
         cfg_fail(c, "ANALYTICS_QUEUE_MAX",
                  "must be at least ANALYTICS_MAX_BATCH");

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "analytics.h"
+#include "analytics_group.h"
 #include "httpd/httpd.h"
 #include "log/log.h"
 #include "plat.h"
@@ -29,6 +30,7 @@ struct q {
     const char *vals[MAX_PARAMS];
     char own[MAX_PARAMS][PLAT_AN_TIME_LEN + 8];
     int n;
+    int rollups;     /* reads rollup tables: apply pending rows first */
 };
 
 static void q_sql(struct q *q, const char *s)
@@ -158,7 +160,12 @@ static PGresult *run(struct plat_ctx *ctx, struct httpd_req *r,
         httpd_error(r, 503, "db_unavailable", "database unavailable");
         return NULL;
     }
-    res = PQexecParams(c, q->sql, q->n, NULL, q->vals, NULL, NULL, 0);
+    /* Rollups are exact once every pending group is folded in (0004). */
+    res = q->rollups ? PQexec(c, PLAT_AN_ROLLUP_APPLY_SQL) : NULL;
+    if (res == NULL || PQresultStatus(res) == PGRES_TUPLES_OK) {
+        PQclear(res);
+        res = PQexecParams(c, q->sql, q->n, NULL, q->vals, NULL, NULL, 0);
+    }
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         int down = pgpool_is_unavailable(c, res);
 
@@ -211,6 +218,7 @@ static void rollup_query(struct q *q, const char *table, const char *agg,
 {
     char frag[160];
 
+    q->rollups = 1;
     snprintf(frag, sizeof(frag),
              "SELECT extract(epoch FROM date_trunc('%s', hour, 'UTC'))"
              "::bigint, %s FROM platform.%s WHERE ",
@@ -375,6 +383,7 @@ static void h_top(struct httpd_req *r, void *arg)
     }
     snprintf(lim, sizeof(lim), "%ld", limit);
     memset(&q, 0, sizeof(q));
+    q.rollups = 1;
     q_sql(&q, "SELECT event, sum(n)::bigint AS c FROM "
               "platform.analytics_hourly WHERE ");
     q_num(&q, "scope = ", scope);

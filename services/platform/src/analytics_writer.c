@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <libpq-fe.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include <time.h>
 
 #include "analytics_copy.h"
+#include "analytics_group.h"
 #include "analytics_maint.h"
 #include "httpd/httpd.h"
 #include "log/log.h"
@@ -43,6 +45,9 @@ struct wthread {
     pthread_t thread;
     struct plat_an_conn db;
     double next_maint;
+    double next_apply;       /* writer 0: pending rollups due */
+    double next_vacuum;      /* writer 0: pending table vacuum due */
+    int vacuum_owed;         /* writer 0: applied since the last vacuum */
     struct item **group;     /* the group being written */
     size_t group_cap;
 };
@@ -59,6 +64,7 @@ struct plat_an_writer {
     struct item *head, *tail;
     long queued;
     int running, stopping;
+    atomic_int rollups_pending;  /* a group committed pending rollups */
     struct wthread *th;
     int nth;
 };
@@ -197,6 +203,48 @@ static void maintain(struct wthread *t)
     }
 }
 
+/* Writer 0 vacuums the pending rollup table at most this often. */
+#define PENDING_VACUUM_S 5.0
+
+/*
+ * Writer 0: folds the pending rollup rows into the rollup tables when
+ * some group committed new ones and the interval has passed (or `force`).
+ * A failure leaves them pending for the next try (or the next reader).
+ */
+static void apply_rollups(struct wthread *t, int force)
+{
+    struct plat_an_writer *w = t->w;
+    double now = httpd_now();
+
+    /* Every group leaves a dead pending row behind and readers scan the
+     * table before each rollup read: keep it from bloating between
+     * autovacuum runs (VACUUM skips a truncation it cannot lock for). */
+    if (t->vacuum_owed && now >= t->next_vacuum) {
+        t->next_vacuum = now + PENDING_VACUUM_S;
+        if (plat_an_conn_open(&t->db) == 0) {
+            PQclear(PQexec(t->db.conn,
+                           "VACUUM platform.analytics_rollup_pending"));
+            t->vacuum_owed = 0;
+        }
+    }
+    if (!force && (now < t->next_apply ||
+                   atomic_load(&w->rollups_pending) == 0))
+        return;
+    t->next_apply = now + (double)w->set->rollup_interval_ms / 1000.0;
+    atomic_store(&w->rollups_pending, 0);
+    if (plat_an_conn_open(&t->db) == 0 &&
+        plat_an_rollup_apply(t->db.conn) >= 0) {
+        t->vacuum_owed = 1;
+    } else {
+        atomic_store(&w->rollups_pending, 1);
+        log_kv(LOG_LVL_WARN, NULL, "analytics rollups not applied; retrying",
+               "error", t->db.conn != NULL ? PQerrorMessage(t->db.conn)
+                                           : "no connection", NULL);
+        if (t->db.conn != NULL && PQstatus(t->db.conn) != CONNECTION_OK)
+            plat_an_conn_close(&t->db);
+    }
+}
+
 /* Writes a group; on a non-connection error retries item by item. */
 static void process(struct wthread *t, struct item **items,
                     size_t nitems)
@@ -211,6 +259,9 @@ static void process(struct wthread *t, struct item **items,
         for (size_t i = 0; i < nitems; i++)
             items[i]->result = rc;
     }
+    for (size_t i = 0; i < nitems; i++)
+        if (items[i]->result == PLAT_AN_OK)
+            atomic_store(&t->w->rollups_pending, 1);
     count(m_commits, rc == PLAT_AN_OK ? "ok"
                      : rc == PLAT_AN_UNAVAILABLE ? "unavailable" : "error",
           1);
@@ -246,23 +297,35 @@ static void *writer_main(void *arg)
         struct timespec dl;
 
         while (w->head == NULL && !w->stopping) {
-            double wait = t->next_maint - httpd_now();
+            double due = t->next_maint, wait;
 
             if (t->idx != 0) {
                 pthread_cond_wait(&w->wake, &w->mu);
                 continue;
             }
+            if (atomic_load(&w->rollups_pending) && t->next_apply < due)
+                due = t->next_apply;
+            if (t->vacuum_owed && t->next_vacuum < due)
+                due = t->next_vacuum;
+            wait = due - httpd_now();
             if (wait <= 0)
                 break;
             clock_gettime(CLOCK_MONOTONIC, &dl);
-            dl.tv_sec += (time_t)wait + 1;
+            dl.tv_sec += (time_t)wait;
+            dl.tv_nsec += (long)((wait - (double)(time_t)wait) * 1e9) + 1;
+            if (dl.tv_nsec >= 1000000000L) {
+                dl.tv_sec++;
+                dl.tv_nsec -= 1000000000L;
+            }
             pthread_cond_timedwait(&w->wake, &w->mu, &dl);
         }
         if (w->head == NULL && w->stopping)
             break;
         if (w->head == NULL) {
             pthread_mutex_unlock(&w->mu);
-            maintain(t);
+            if (httpd_now() >= t->next_maint)
+                maintain(t);
+            apply_rollups(t, 0);
             pthread_mutex_lock(&w->mu);
             continue;
         }
@@ -288,6 +351,8 @@ static void *writer_main(void *arg)
         if (t->idx == 0 && httpd_now() >= t->next_maint)
             maintain(t);
         process(t, t->group, ng);
+        if (t->idx == 0)
+            apply_rollups(t, 0);
 
         pthread_mutex_lock(&w->mu);
         for (size_t i = 0; i < ng; i++) {
@@ -334,6 +399,11 @@ void plat_an_writer_stop(struct plat_an_writer *w)
         if (w->th[i].started)
             pthread_join(w->th[i].thread, NULL);
         w->th[i].started = 0;
+    }
+    /* Every group is committed now: leave no rollup pending. */
+    if (atomic_load(&w->rollups_pending)) {
+        apply_rollups(&w->th[0], 1);
+        plat_an_conn_close(&w->th[0].db);
     }
     pthread_mutex_lock(&w->mu);
     w->running = 0;

@@ -5,8 +5,8 @@
  * (not from the pool, so ingestion never starves auth of connections),
  * share one queue. Request threads queue their batches and wait; a free
  * writer takes everything queued (up to commit_max events) and writes it
- * in ONE transaction (analytics_copy.h: dedupe on message_id, hourly
- * rollups, COPY of the new events, COMMIT), then wakes every waiting
+ * in ONE transaction (analytics_copy.h: dedupe on message_id, COPY of the
+ * new events, one pending rollup row, COMMIT), then wakes every waiting
  * request with its own stored/duplicate counts. With two writers one
  * group's COPY and inserts overlap the other's commit (fsync).
  * A request is answered only after COMMIT succeeded, so nothing
@@ -17,7 +17,10 @@
  * cannot fail its neighbours.
  *
  * Writer 0 also creates monthly partitions ahead (analytics_maint.c) at
- * start and every maintenance_interval_s.
+ * start and every maintenance_interval_s, and folds pending rollup rows
+ * into the rollups (plat_an_rollup_apply()) every rollup_interval_ms
+ * while groups commit, and once more at stop; it vacuums the pending
+ * table every few seconds after that.
  *
  * Thread-safety: submit/enqueue from any thread; new/start/stop/free from
  * the main thread.

@@ -92,7 +92,8 @@ static void setup(void)
     t_exec(conn, "SET TimeZone = 'UTC'");
     t_exec(conn, "TRUNCATE platform.analytics_events, "
                   "platform.analytics_dedupe, platform.analytics_hourly, "
-                  "platform.analytics_hourly_ids");
+                  "platform.analytics_hourly_ids, "
+                  "platform.analytics_rollup_pending");
     memset(&set, 0, sizeof(set));
     set.max_batch = 1000;
     set.max_body = 1 << 20;
@@ -103,6 +104,7 @@ static void setup(void)
     set.commit_timeout_ms = 20000;
     set.partitions_ahead = 3;
     set.maintenance_interval_s = 3600;
+    set.rollup_interval_ms = 100;
 }
 
 static void teardown(void)
@@ -492,6 +494,72 @@ START_TEST(test_commit_timeout)
 }
 END_TEST
 
+/* Submits a batch of n events over `users` distinct ids; must be OK. */
+static void submit_ok(struct plat_an_writer *w, const char *tag, size_t n,
+                      size_t users)
+{
+    size_t stored = 0, dups = 0;
+
+    ck_assert_int_eq(plat_an_writer_submit_take(w, make_batch(tag, n, users,
+                                                              "o"),
+                                                n, &stored, &dups),
+                     PLAT_AN_OK);
+    ck_assert_uint_eq(stored, n);
+}
+
+/*
+ * Rollups are folded in from pending rows (migration 0004): a group's
+ * counts wait in analytics_rollup_pending until writer 0's interval
+ * passes or a reader applies them, and are then exact; writer 0 applies
+ * them by itself when idle too.
+ */
+START_TEST(test_rollups_pending_until_applied)
+{
+    struct plat_an_writer *w;
+    long long pending = 1;
+
+    set.writers = 1;
+    set.rollup_interval_ms = 60000;
+    w = started(db_url);
+    /* the first group is applied at once (nothing applied yet) */
+    submit_ok(w, "p1", 10, 4);
+    submit_ok(w, "p2", 6, 6);
+    ck_assert_int_eq(scalar("SELECT count(*) FROM "
+                            "platform.analytics_rollup_pending"), 1);
+    ck_assert_int_eq(scalar("SELECT sum(n) FROM platform.analytics_hourly "
+                            "WHERE scope = '*' AND event = ''"), 10);
+    /* a reader applies what is pending, exactly once */
+    ck_assert_int_eq(plat_an_rollup_apply(conn), 1);
+    ck_assert_int_eq(plat_an_rollup_apply(conn), 0);
+    ck_assert_int_eq(scalar("SELECT sum(n) FROM platform.analytics_hourly "
+                            "WHERE scope = '*' AND event = ''"), 16);
+    ck_assert_int_eq(
+        scalar("SELECT count(*) FROM platform.analytics_hourly h WHERE "
+               "uniq <> (SELECT count(DISTINCT distinct_id) FROM "
+               "platform.analytics_events e WHERE (h.scope = '*' OR "
+               "e.owner = h.scope) AND (h.event = '' OR e.event = h.event) "
+               "AND date_trunc('hour', e.ts) = h.hour)"),
+        0);
+    plat_an_writer_free(w);
+
+    /* with a short interval writer 0 applies on its own while idle */
+    set.rollup_interval_ms = 50;
+    w = started(db_url);
+    submit_ok(w, "p3", 3, 3);
+    submit_ok(w, "p4", 3, 3);
+    for (int i = 0; i < 500 && pending > 0; i++) {
+        pending = scalar("SELECT count(*) FROM "
+                         "platform.analytics_rollup_pending");
+        if (pending > 0)
+            usleep(10 * 1000);
+    }
+    ck_assert_int_eq(pending, 0);
+    ck_assert_int_eq(scalar("SELECT sum(n) FROM platform.analytics_hourly "
+                            "WHERE scope = '*' AND event = ''"), 22);
+    plat_an_writer_free(w);
+}
+END_TEST
+
 START_TEST(test_partitions)
 {
     long long months = scalar(
@@ -698,6 +766,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_special_characters);
     tcase_add_test(tc, test_failed_group_retried_per_request);
     tcase_add_test(tc, test_commit_timeout);
+    tcase_add_test(tc, test_rollups_pending_until_applied);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -317,7 +317,7 @@ static void h_summary(struct httpd_req *r, void *arg)
         fill(b, nb, from, unit, res, 1, 0);
         fill(b, nb, from, unit, res, 2, 1);
     } else {
-        const char *u = unit == HOUR_US ? "hour" : "day";
+        const char *u = "day";
 
         rollup_query(&q, "analytics_hourly", "sum(n)::bigint", u, scope,
                      event != NULL ? event : "", from, to);
@@ -329,6 +329,7 @@ static void h_summary(struct httpd_req *r, void *arg)
         rollup_query(&q, "analytics_hourly_ids",
                      "count(DISTINCT distinct_id)", u, scope,
                      event != NULL ? event : "", from, to);
+        q.rollups = 0; /* the first query applied what was pending */
         if ((res = run(ctx, r, &q)) == NULL)
             goto cleanup;
         fill(b, nb, from, unit, res, 1, 1);

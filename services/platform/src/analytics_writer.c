@@ -108,6 +108,19 @@ static void count(struct metrics_family *f, const char *result, double v)
         metrics_inc_labels(f, lv, v);
 }
 
+/* CLOCK_MONOTONIC (the condvars' clock) `s` seconds from now, rounded
+ * up to the next nanosecond so a wait never ends early. */
+static void deadline_after(double s, struct timespec *dl)
+{
+    long ns;
+
+    clock_gettime(CLOCK_MONOTONIC, dl);
+    dl->tv_sec += (time_t)s;
+    ns = dl->tv_nsec + (long)((s - (double)(time_t)s) * 1e9) + 1;
+    dl->tv_sec += ns / 1000000000L;
+    dl->tv_nsec = ns % 1000000000L;
+}
+
 static void item_free(struct item *it)
 {
     for (size_t i = 0; i < it->n; i++)
@@ -259,9 +272,6 @@ static void process(struct wthread *t, struct item **items,
         for (size_t i = 0; i < nitems; i++)
             items[i]->result = rc;
     }
-    for (size_t i = 0; i < nitems; i++)
-        if (items[i]->result == PLAT_AN_OK)
-            atomic_store(&t->w->rollups_pending, 1);
     count(m_commits, rc == PLAT_AN_OK ? "ok"
                      : rc == PLAT_AN_UNAVAILABLE ? "unavailable" : "error",
           1);
@@ -275,6 +285,9 @@ static void process(struct wthread *t, struct item **items,
             stored += it->evs[j].stored != 0;
         it->stored = it->result == PLAT_AN_OK ? stored : 0;
         if (it->result == PLAT_AN_OK) {
+            /* stored rows committed a pending rollup row with them */
+            if (stored > 0)
+                atomic_store(&t->w->rollups_pending, 1);
             count(m_events, "stored", (double)stored);
             count(m_events, "duplicate", (double)(it->n - stored));
         } else {
@@ -310,13 +323,7 @@ static void *writer_main(void *arg)
             wait = due - httpd_now();
             if (wait <= 0)
                 break;
-            clock_gettime(CLOCK_MONOTONIC, &dl);
-            dl.tv_sec += (time_t)wait;
-            dl.tv_nsec += (long)((wait - (double)(time_t)wait) * 1e9) + 1;
-            if (dl.tv_nsec >= 1000000000L) {
-                dl.tv_sec++;
-                dl.tv_nsec -= 1000000000L;
-            }
+            deadline_after(wait, &dl);
             pthread_cond_timedwait(&w->wake, &w->mu, &dl);
         }
         if (w->head == NULL && w->stopping)
@@ -476,13 +483,7 @@ enum plat_an_result plat_an_writer_submit_take(struct plat_an_writer *w,
     pthread_cond_init(&it->cv, &ca);
     pthread_condattr_destroy(&ca);
 
-    clock_gettime(CLOCK_MONOTONIC, &dl);
-    dl.tv_sec += w->set->commit_timeout_ms / 1000;
-    dl.tv_nsec += (w->set->commit_timeout_ms % 1000) * 1000000L;
-    if (dl.tv_nsec >= 1000000000L) {
-        dl.tv_sec++;
-        dl.tv_nsec -= 1000000000L;
-    }
+    deadline_after((double)w->set->commit_timeout_ms / 1000.0, &dl);
     pthread_mutex_lock(&w->mu);
     rc = push_locked(w, it);
     if (rc != PLAT_AN_OK) {

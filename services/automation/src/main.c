@@ -242,8 +242,10 @@ int main(void)
     auth.rev = ident_rev_new(d.redis, 30);
     if (s.token_cache_size > 0 &&
         (auth.cache = tok_cache_new((size_t)s.token_cache_size,
-                                    (int)s.token_cache_ttl_s)) == NULL)
+                                    (int)s.token_cache_ttl_s)) == NULL) {
+        log_kv(LOG_LVL_ERROR, NULL, "TOKEN_CACHE_SIZE: out of memory", NULL);
         goto cleanup;
+    }
     api.queue = &queue;
     api.auth = &auth;
     api.default_max_attempts = s.max_attempts;

@@ -166,6 +166,13 @@ struct tok_issue {
 char *tok_sign(const struct tok_signer *s, const struct tok_issue *in,
                char *jti_out);
 
+/*
+ * SHA-256 (FIPS 180-4) of data[0..len) into out (32 bytes). The algorithm
+ * is fetched from OpenSSL once per process (OpenSSL 3's one-shot SHA256()
+ * fetches it on every call, a visible cost on hot paths). Thread-safe.
+ */
+void tok_sha256(const void *data, size_t len, unsigned char out[32]);
+
 /* base64url without padding (RFC 4648 §5). Returns malloc'd string. */
 char *tok_b64url_encode(const unsigned char *in, size_t len);
 /* Decodes base64url without padding into malloc'd *out; -1 if invalid. */

@@ -1,7 +1,6 @@
 #include "token/token_cache.h"
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -60,24 +59,12 @@ void tok_cache_free(struct tok_cache *tc)
 
 /*
  * SHA-256 of the token: the cache key (a hash collision would hand one
- * token another's claims, so nothing weaker). OpenSSL 3's one-shot SHA256()
- * fetches the algorithm on every call; it is fetched once here.
+ * token another's claims, so nothing weaker).
  */
-static EVP_MD *sha256_md;
-static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
-
-static void sha256_fetch(void)
-{
-    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
-}
-
 static void token_key(const char *tok, size_t len,
                       unsigned char key[SHA256_DIGEST_LENGTH])
 {
-    pthread_once(&sha256_once, sha256_fetch);
-    if (sha256_md == NULL ||
-        EVP_Digest(tok, len, key, NULL, sha256_md, NULL) != 1)
-        SHA256((const unsigned char *)tok, len, key);
+    tok_sha256(tok, len, key);
 }
 
 static size_t set_of(const struct tok_cache *tc,

@@ -5,6 +5,7 @@
 #include "token/token_internal.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stdatomic.h>
@@ -40,6 +41,22 @@ const char *tok_strerror(enum tok_err e)
     case TOK_ENOMEM: return "out_of_memory";
     }
     return "unknown";
+}
+
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+void tok_sha256(const void *data, size_t len, unsigned char out[32])
+{
+    pthread_once(&sha256_once, sha256_fetch);
+    if (sha256_md == NULL ||
+        EVP_Digest(data, len, out, NULL, sha256_md, NULL) != 1)
+        SHA256((const unsigned char *)data, len, out);
 }
 
 char *tok_b64url_encode(const unsigned char *in, size_t len)
@@ -277,7 +294,7 @@ static int thumbprint_of(const char *n_b64, const char *e_b64, char *kid)
         free(json);
         return -1;
     }
-    SHA256((const unsigned char *)json, (size_t)w, digest);
+    tok_sha256(json, (size_t)w, digest);
     free(json);
     b64 = tok_b64url_encode(digest, sizeof(digest));
     if (!b64)

@@ -78,22 +78,13 @@ static double proc_cpu_s(int pid)
 static int write_steps(struct plat_an_conn *w, struct plat_an_event **rows,
                        size_t n, int pid, double *st)
 {
-    char *flags = calloc(n, 1);
-    uint64_t (*keys)[2] = NULL;
+    char *flags;
+    uint64_t (*keys)[2];
     double c[5];
     int ok;
 
-    if (flags == NULL || mark_duplicates(rows, n, flags) != 0 ||
-        (keys = known_keys(w, rows, n)) == NULL) {
-        free(flags);
+    if (group_flags(w, rows, n, &flags, &keys) != 0)
         return -1;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (plat_an_known_has_hash(&w->known, keys[2 * i]))
-            flags[i] |= ROW_KNOWN;
-        if (plat_an_known_has_hash(&w->known, keys[2 * i + 1]))
-            flags[i] |= ROW_KNOWN_ALL;
-    }
     c[0] = proc_cpu_s(pid);
     ok = begin_dedupe(w, rows, n, flags) >= 0;
     c[1] = proc_cpu_s(pid);

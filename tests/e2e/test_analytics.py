@@ -131,6 +131,28 @@ def test_retry_not_double_counted(gw: httpx.Client, cluster: Cluster,
     assert hourly_sum(cluster, name) == 74
 
 
+
+def test_message_ids_are_per_sender(gw: httpx.Client, cluster: Cluster,
+                                    alice: User, bob: User) -> None:
+    """Bob reusing alice's message_ids (knowingly or by numbering them
+    alike) neither loses his events nor suppresses hers."""
+    name = event_name("peruser")
+    ids = [f"{name}-{i}" for i in range(10)]
+    first = post(gw, alice, {"batch": batch(name, 10, ids=ids)})
+    assert first.json()["stored"] == 10, first.text
+    theirs = post(gw, bob, {"batch": batch(name, 10, ids=ids)})
+    assert theirs.status_code == 202, theirs.text
+    assert theirs.json()["stored"] == 10
+    assert theirs.json()["duplicates"] == 0
+    # each one's retry is still a duplicate
+    for user in (alice, bob):
+        again = post(gw, user, {"batch": batch(name, 10, ids=ids)})
+        assert again.json()["duplicates"] == 10, again.text
+    assert stored_count(cluster, name) == 20
+    assert psql_int(cluster, "SELECT count(DISTINCT owner) FROM "
+                             "platform.analytics_events WHERE event = :'v1'",
+                    name) == 2
+
 def test_over_limits_413_stores_nothing(gw: httpx.Client, cluster: Cluster,
                                         alice: User) -> None:
     name = event_name("limit")

@@ -53,7 +53,8 @@ struct plat_ctx;
  *   ANALYTICS_PARTITIONS_AHEAD       months of partitions kept ready (3)
  *   ANALYTICS_MAINTENANCE_INTERVAL_S partition check period (3600)
  *   ANALYTICS_DEDUPE_RETENTION_DAYS  message_ids remembered (30; 0 =
- *                                    forever)
+ *                                    forever); a message_id is unique
+ *                                    per owner, not across owners
  */
 struct plat_an_settings {
     long max_batch;
@@ -87,6 +88,9 @@ struct plat_an_event {
     int64_t received_us;
     char *properties;
     int stored;       /* set by the writer: 1 new row, 0 duplicate */
+    /* set by the writer: plat_an_owner_key(owner), the scope of
+     * message_id dedupe (migration 0005) */
+    int64_t owner_key;
 };
 
 /* Frees what an event owns (its properties). Safe on a zeroed event. */

@@ -87,17 +87,23 @@ static int bin_text(struct plat_an_conn *w, const char *s, int jsonb)
     return 0;
 }
 
+/* A bigint. */
+static int bin_int8(struct plat_an_conn *w, int64_t v)
+{
+    if (buf_reserve(w, 12) != 0)
+        return -1;
+    put_be(w->buf + w->len, 8, 4);
+    put_be(w->buf + w->len + 4, (uint64_t)v, 8);
+    w->len += 12;
+    return 0;
+}
+
 /* A timestamptz: microseconds since 2000-01-01 00:00:00 UTC. */
 static int bin_time(struct plat_an_conn *w, int64_t unix_us)
 {
     const int64_t pg_epoch_us = 946684800LL * PLAT_AN_US_PER_S;
 
-    if (buf_reserve(w, 12) != 0)
-        return -1;
-    put_be(w->buf + w->len, 8, 4);
-    put_be(w->buf + w->len + 4, (uint64_t)(unix_us - pg_epoch_us), 8);
-    w->len += 12;
-    return 0;
+    return bin_int8(w, unix_us - pg_epoch_us);
 }
 
 static int copy_flush(struct plat_an_conn *w)
@@ -200,8 +206,8 @@ static size_t key_of(const struct plat_an_event *ev, const char *event,
 }
 
 /*
- * Marks in-group duplicates (same message_id as an earlier row) with
- * ROW_DUP in `skip`. Open addressing over row indices; `rows` has n entries.
+ * Marks in-group duplicates (same owner_key and message_id as an earlier
+ * row) with ROW_DUP in `skip`. Open addressing over row indices; `rows` has n entries.
  */
 static int mark_duplicates(struct plat_an_event **rows, size_t n, char *skip)
 {
@@ -219,8 +225,13 @@ static int mark_duplicates(struct plat_an_event **rows, size_t n, char *skip)
     for (size_t i = 0; i < n; i++) {
         size_t s;
 
-        for (s = (size_t)plat_an_hash_text(rows[i]->message_id) & mask; slots[s] != SIZE_MAX; s = (s + 1) & mask) {
-            if (strcmp(rows[slots[s]]->message_id, rows[i]->message_id) == 0)
+        for (s = (size_t)plat_an_dedupe_hash(rows[i]->owner_key,
+                                             rows[i]->message_id) & mask;
+             slots[s] != SIZE_MAX; s = (s + 1) & mask) {
+            const struct plat_an_event *o = rows[slots[s]];
+
+            if (o->owner_key == rows[i]->owner_key &&
+                strcmp(o->message_id, rows[i]->message_id) == 0)
                 break;
         }
         if (slots[s] == SIZE_MAX)
@@ -313,8 +324,8 @@ static int copy_rows(struct plat_an_conn *w, struct plat_an_event **rows,
 }
 
 /*
- * Step 2, optimistic: COPYs the ids of the rows without ROW_DUP into
- * analytics_dedupe. 0: all were new (each such row's `stored` set);
+ * Step 2, optimistic: COPYs (owner_key, message_id) of the rows without
+ * ROW_DUP into analytics_dedupe. 0: all were new (each such row's `stored` set);
  * 1: one was already there (unique violation; the transaction is
  * aborted); -1: another failure.
  */
@@ -324,14 +335,16 @@ static int copy_dedupe(struct plat_an_conn *w, struct plat_an_event **rows,
     char state[6];
     int failed;
 
-    if (copy_begin(w, "COPY platform.analytics_dedupe (message_id,"
-                      " received_at) FROM STDIN (FORMAT binary)") != 0)
+    if (copy_begin(w, "COPY platform.analytics_dedupe (owner_key,"
+                      " message_id, received_at) FROM STDIN (FORMAT binary)")
+        != 0)
         return -1;
     failed = bin_header(w) != 0;
     for (size_t i = 0; i < n && !failed; i++) {
         if (flags[i] & ROW_DUP)
             continue;
-        if (bin_tuple(w, 2) != 0 || bin_text(w, rows[i]->message_id, 0) != 0 ||
+        if (bin_tuple(w, 3) != 0 || bin_int8(w, rows[i]->owner_key) != 0 ||
+            bin_text(w, rows[i]->message_id, 0) != 0 ||
             bin_time(w, rows[i]->received_us) != 0 ||
             (w->len >= COPY_CHUNK && copy_flush(w) != 0))
             failed = 1;
@@ -404,6 +417,37 @@ static uint64_t (*known_keys(struct plat_an_conn *w,
     return keys;
 }
 
+/*
+ * Before a group is written: each row's owner_key, its flags (calloc'd
+ * into *flags: ROW_DUP, ROW_KNOWN, ROW_KNOWN_ALL) and its presence keys
+ * (known_keys(), into *keys). 0, or -1 when out of memory (both freed).
+ */
+static int group_flags(struct plat_an_conn *w, struct plat_an_event **rows,
+                       size_t n, char **flags, uint64_t (**keys)[2])
+{
+    /* a request's rows share their owner and lie side by side */
+    for (size_t i = 0; i < n; i++)
+        rows[i]->owner_key =
+            i > 0 && strcmp(rows[i]->owner, rows[i - 1]->owner) == 0
+                ? rows[i - 1]->owner_key
+                : plat_an_owner_key(rows[i]->owner);
+    *keys = NULL;
+    *flags = calloc(n != 0 ? n : 1, 1);
+    if (*flags == NULL || mark_duplicates(rows, n, *flags) != 0 ||
+        (*keys = known_keys(w, rows, n)) == NULL) {
+        free(*flags);
+        *flags = NULL;
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (plat_an_known_has_hash(&w->known, (*keys)[2 * i]))
+            (*flags)[i] |= ROW_KNOWN;
+        if (plat_an_known_has_hash(&w->known, (*keys)[2 * i + 1]))
+            (*flags)[i] |= ROW_KNOWN_ALL;
+    }
+    return 0;
+}
+
 enum plat_an_result plat_an_conn_write(struct plat_an_conn *w,
                                       struct plat_an_event **rows, size_t n)
 {
@@ -419,19 +463,8 @@ enum plat_an_result plat_an_conn_write(struct plat_an_conn *w,
         return PLAT_AN_OK;
     if (plat_an_conn_open(w) != 0)
         return PLAT_AN_UNAVAILABLE;
-    flags = calloc(n, 1);
-    if (flags == NULL || mark_duplicates(rows, n, flags) != 0)
+    if (group_flags(w, rows, n, &flags, &keys) != 0)
         goto cleanup;
-    keys = known_keys(w, rows, n);
-    if (keys == NULL)
-        goto cleanup;
-    for (size_t i = 0; i < n; i++) {
-        if (plat_an_known_has_hash(&w->known, keys[2 * i]))
-            flags[i] |= ROW_KNOWN;
-        if (plat_an_known_has_hash(&w->known, keys[2 * i + 1]))
-            flags[i] |= ROW_KNOWN_ALL;
-    }
-
     if ((fresh = begin_dedupe(w, rows, n, flags)) < 0 ||
         (fresh > 0 && (copy_rows(w, rows, n) != 0 ||
                        plat_an_group_roll(w->conn, rows, n, flags) != 0)))

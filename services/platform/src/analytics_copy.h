@@ -3,12 +3,14 @@
  * it runs per group commit (used by analytics_writer.c).
  *
  * plat_an_conn_write() writes `n` rows in ONE transaction:
- *   1. rows repeating an earlier row's message_id are skipped (in memory),
- *   2. the others' ids are COPYed into analytics_dedupe; when one is
- *      there already (a retry: unique violation) the transaction starts
- *      over with the ids inserted ON CONFLICT DO NOTHING (one prepared
- *      statement, the ids as an array parameter) and only the rows whose
- *      id was new go on,
+ *   1. rows repeating an earlier row's message_id from the same owner are
+ *      skipped (in memory),
+ *   2. the others' (owner_key, message_id) are COPYed into
+ *      analytics_dedupe (ids are unique per owner, migration 0005); when
+ *      one is there already (a retry: unique violation) the transaction
+ *      starts over with them inserted ON CONFLICT DO NOTHING (one prepared
+ *      statement, arrays as parameters) and only the rows whose id was
+ *      new go on,
  *   3. they are COPYed (binary format) straight into analytics_events,
  *   4. their counts per (owner, event, hour), aggregated in memory, and
  *      their presence keys not known to be committed go into ONE pending

@@ -5,15 +5,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "token/token.h"
+
 /*
- * $1 message_id[], $2 received_at[] (us since the epoch). Returns the
- * message_ids that were new (the caller maps them back to its rows).
+ * $1 owner_key[], $2 message_id[], $3 received_at[] (us since the
+ * epoch). Returns the (owner_key, message_id) pairs that were new (the
+ * caller maps them back to its rows).
  */
 static const char DEDUPE_SQL[] =
-    "INSERT INTO platform.analytics_dedupe (message_id, received_at)"
-    " SELECT m, 'epoch'::timestamptz + r * interval '1 microsecond'"
-    " FROM unnest($1::text[], $2::bigint[]) AS t (m, r)"
-    " ORDER BY m ON CONFLICT DO NOTHING RETURNING message_id";
+    "INSERT INTO platform.analytics_dedupe (owner_key, message_id,"
+    " received_at)"
+    " SELECT o, m, 'epoch'::timestamptz + r * interval '1 microsecond'"
+    " FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS t (o, m, r)"
+    " ORDER BY o, m ON CONFLICT DO NOTHING RETURNING owner_key, message_id";
 
 /*
  * $1..$4: owner[], event[], hour[] (hours since the epoch), n[] — the
@@ -128,11 +132,23 @@ long long plat_an_hour_of(int64_t us)
     return h;
 }
 
-uint64_t plat_an_hash_text(const char *s)
+int64_t plat_an_owner_key(const char *owner)
 {
-    uint64_t h = 1469598103934665603ULL;
+    unsigned char digest[32];
+    uint64_t u = 0;
 
-    for (; *s != '\0'; s++)
+    tok_sha256(owner, strlen(owner), digest);
+    for (int i = 0; i < 8; i++)
+        u = u << 8 | digest[i];
+    /* two's complement, as PostgreSQL's bit(64)::bigint reads it */
+    return u <= (uint64_t)INT64_MAX ? (int64_t)u : -(int64_t)(~u) - 1;
+}
+
+uint64_t plat_an_dedupe_hash(int64_t owner_key, const char *message_id)
+{
+    uint64_t h = 1469598103934665603ULL ^ (uint64_t)owner_key;
+
+    for (const char *s = message_id; *s != '\0'; s++)
         h = (h ^ (unsigned char)*s) * 1099511628211ULL;
     return h;
 }
@@ -140,8 +156,8 @@ uint64_t plat_an_hash_text(const char *s)
 long plat_an_group_dedupe(PGconn *c, struct plat_an_event **rows,
                           size_t n, const char *flags)
 {
-    struct sbuf a[2];
-    const char *vals[2];
+    struct sbuf a[3];
+    const char *vals[3];
     size_t cap = 16, mask, *slots = NULL;
     PGresult *res = NULL;
     long fresh = -1;
@@ -150,7 +166,7 @@ long plat_an_group_dedupe(PGconn *c, struct plat_an_event **rows,
     while (cap < n * 2)
         cap *= 2;
     mask = cap - 1;
-    /* message_id -> row index (ids are unique without ROW_DUP rows). */
+    /* (owner_key, message_id) -> row index (unique without ROW_DUP). */
     slots = malloc(cap * sizeof(*slots));
     if (slots == NULL)
         goto cleanup;
@@ -161,27 +177,32 @@ long plat_an_group_dedupe(PGconn *c, struct plat_an_event **rows,
 
         if (flags[i] & PLAT_AN_ROW_DUP)
             continue;
-        for (s = (size_t)plat_an_hash_text(rows[i]->message_id) & mask;
+        for (s = (size_t)plat_an_dedupe_hash(rows[i]->owner_key,
+                                             rows[i]->message_id) & mask;
              slots[s] != SIZE_MAX; s = (s + 1) & mask)
             ;
         slots[s] = i;
-        if (sb_elem(&a[0], rows[i]->message_id, 1) != 0 ||
-            sb_num(&a[1], (long long)rows[i]->received_us) != 0)
+        if (sb_num(&a[0], (long long)rows[i]->owner_key) != 0 ||
+            sb_elem(&a[1], rows[i]->message_id, 1) != 0 ||
+            sb_num(&a[2], (long long)rows[i]->received_us) != 0)
             goto cleanup;
     }
-    if (sb_close_all(a, 2) != 0)
+    if (sb_close_all(a, 3) != 0)
         goto cleanup;
-    vals[0] = a[0].p;
-    vals[1] = a[1].p;
-    res = PQexecPrepared(c, "an_dedupe", 2, vals, NULL, NULL, 0);
+    for (int p = 0; p < 3; p++)
+        vals[p] = a[p].p;
+    res = PQexecPrepared(c, "an_dedupe", 3, vals, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
         goto cleanup;
     for (int r = 0; r < PQntuples(res); r++) {
-        const char *id = PQgetvalue(res, r, 0);
+        int64_t key = strtoll(PQgetvalue(res, r, 0), NULL, 10);
+        const char *id = PQgetvalue(res, r, 1);
         size_t s;
 
-        for (s = (size_t)plat_an_hash_text(id) & mask; slots[s] != SIZE_MAX &&
-             strcmp(rows[slots[s]]->message_id, id) != 0;
+        for (s = (size_t)plat_an_dedupe_hash(key, id) & mask;
+             slots[s] != SIZE_MAX &&
+             (rows[slots[s]]->owner_key != key ||
+              strcmp(rows[slots[s]]->message_id, id) != 0);
              s = (s + 1) & mask)
             ;
         if (slots[s] == SIZE_MAX)
@@ -191,7 +212,7 @@ long plat_an_group_dedupe(PGconn *c, struct plat_an_event **rows,
     fresh = PQntuples(res);
 cleanup:
     PQclear(res);
-    sb_free_all(a, 2);
+    sb_free_all(a, 3);
     free(slots);
     return fresh;
 }

@@ -2,8 +2,8 @@
  * analytics_group — the SQL of one analytics group commit (used by
  * analytics_copy.c), the group passed as array parameters, no staging
  * table:
- *   1. plat_an_group_dedupe(): the rows' message_ids go into
- *      analytics_dedupe ON CONFLICT DO NOTHING; rows whose id was new
+ *   1. plat_an_group_dedupe(): the rows' (owner_key, message_id) go into
+ *      analytics_dedupe ON CONFLICT DO NOTHING; rows whose pair was new
  *      get `stored` = 1,
  *   2. plat_an_group_roll(): counts per (owner, event, hour) of the stored
  *      rows, aggregated here, and the presence keys not known yet go into
@@ -27,7 +27,7 @@
 #include "analytics.h"
 
 /* Per-row flags while a group is written. */
-#define PLAT_AN_ROW_DUP 1       /* repeats an earlier row's message_id */
+#define PLAT_AN_ROW_DUP 1       /* repeats an earlier row's owner + id */
 #define PLAT_AN_ROW_KNOWN 2     /* its named-event presence keys exist */
 #define PLAT_AN_ROW_KNOWN_ALL 4 /* same for its all-events ("") keys */
 
@@ -37,13 +37,21 @@ int plat_an_group_prepare(PGconn *c);
 /* Hours since the epoch, rounded down (date_trunc('hour') in UTC). */
 long long plat_an_hour_of(int64_t us);
 
-/* FNV-1a of a NUL-terminated string: in-memory hash tables only. */
-uint64_t plat_an_hash_text(const char *s);
+/*
+ * The scope of message_id dedupe for `owner` (migration 0005): the first
+ * 8 bytes of SHA-256(owner) as a big-endian two's-complement int64, as
+ * platform.analytics_owner_key() computes it in SQL.
+ */
+int64_t plat_an_owner_key(const char *owner);
+
+/* FNV-1a of (owner_key, message_id): in-memory hash tables only. */
+uint64_t plat_an_dedupe_hash(int64_t owner_key, const char *message_id);
 
 /*
- * Step 1 over rows[i] without PLAT_AN_ROW_DUP in flags[i]: sets `stored`
- * to 1 for rows whose message_id was new (others untouched). Returns how
- * many were new, or -1 (SQL error or out of memory).
+ * Step 1 over rows[i] without PLAT_AN_ROW_DUP in flags[i] (owner_key
+ * set): sets `stored` to 1 for rows whose (owner_key, message_id) was new
+ * (others untouched). Returns how many were new, or -1 (SQL error, out
+ * of memory, or a result that matches no row).
  */
 long plat_an_group_dedupe(PGconn *c, struct plat_an_event **rows,
                           size_t n, const char *flags);

@@ -237,8 +237,10 @@ END_TEST
 START_TEST(test_prune_dedupe)
 {
     t_exec(conn, "INSERT INTO platform.analytics_dedupe VALUES "
-                 "('old-1', now() - interval '40 days'), "
-                 "('new-1', now() - interval '1 day')");
+                 "(platform.analytics_owner_key('o'), 'old-1',"
+                 " now() - interval '40 days'), "
+                 "(platform.analytics_owner_key('o'), 'new-1',"
+                 " now() - interval '1 day')");
     ck_assert_int_eq(plat_an_prune_dedupe(conn, 0), 0);
     ck_assert_int_eq(plat_an_prune_dedupe(conn, 30), 1);
     ck_assert_int_eq(scalar("SELECT count(*) FROM platform.analytics_dedupe "
@@ -333,9 +335,13 @@ START_TEST(test_partial_retry_falls_back)
     ck_assert_int_eq(scalar("SELECT count(*) FROM platform.analytics_events"
                             " WHERE owner = 'o4'"),
                      70);
+    /* the writer's keys are the SQL function's (migration 0005) */
     ck_assert_int_eq(scalar("SELECT count(*) FROM platform.analytics_dedupe"
-                            " WHERE message_id LIKE 'r-%' OR"
-                            " message_id LIKE 's-%'"),
+                            " WHERE (owner_key, message_id) IN (SELECT"
+                            " platform.analytics_owner_key(owner),"
+                            " message_id FROM platform.analytics_events WHERE"
+                            " message_id LIKE 'r-%' OR"
+                            " message_id LIKE 's-%')"),
                      70);
     ck_assert_int_eq(scalar("SELECT sum(n) FROM platform.analytics_hourly "
                             "WHERE scope = 'o4' AND event = ''"),
@@ -367,7 +373,9 @@ START_TEST(test_special_characters)
                "AND owner = E'o\"4\\\\'"),
         1);
     ck_assert_int_eq(scalar("SELECT count(*) FROM platform.analytics_dedupe "
-                            "WHERE message_id = E'm\"q\\\\b,{c} NULL'"),
+                            "WHERE owner_key = platform.analytics_owner_key("
+                            "E'o\"4\\\\') AND "
+                            "message_id = E'm\"q\\\\b,{c} NULL'"),
                      1);
     ck_assert_int_eq(
         scalar("SELECT n FROM platform.analytics_hourly WHERE "

@@ -137,8 +137,12 @@ START_TEST(test_failed_group_retried_per_request)
     /* nothing of b, not even its first (valid) event or its ids */
     ck_assert_int_eq(scalar("SELECT count(*) FROM platform.analytics_events"),
                      1 + 3 + 4);
+    ck_assert_int_eq(scalar("SELECT count(*) FROM platform.analytics_dedupe"),
+                     1 + 3 + 4);
     ck_assert_int_eq(scalar("SELECT count(*) FROM platform.analytics_dedupe "
-                            "WHERE message_id LIKE 'rb-%'"), 0);
+                            "WHERE (owner_key, message_id) NOT IN (SELECT "
+                            "platform.analytics_owner_key(owner), message_id "
+                            "FROM platform.analytics_events)"), 0);
     ck_assert_int_eq(scalar("SELECT sum(n) FROM platform.analytics_hourly "
                             "WHERE scope = '*' AND event = ''"), 1 + 3 + 4);
 }

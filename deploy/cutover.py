@@ -303,7 +303,7 @@ class Cutover:
         baseline: ColorStats | None = None
         for step in s.steps:
             self.set_weights(step)
-            verdict, new, old = self.watch_step(step, baseline)
+            verdict, _new, old = self.watch_step(step, baseline)
             if not verdict.ok:
                 self.say(f"step {step}% FAILED: " + "; ".join(
                     verdict.reasons))
@@ -522,7 +522,7 @@ def main(argv: list[str] | None = None) -> int:
 def run_with_rollback(c: Cutover) -> int:
     """Runs the cutover; an API error or Ctrl-C after traffic moved rolls
     back before exiting."""
-    def on_signal(signum, frame):  # noqa: ARG001
+    def on_signal(signum, frame):
         raise Interrupted()
     prev_int = signal.signal(signal.SIGINT, on_signal)
     prev_term = signal.signal(signal.SIGTERM, on_signal)

@@ -55,7 +55,7 @@ def main() -> int:
     names = ("BASALT_PG_PORT", "BASALT_REDIS_PORT", "BASALT_GATEWAY_PORT",
              "BASALT_PLATFORM_PORT", "BASALT_AUTOMATION_PORT",
              "BASALT_LLM_PORT", "BASALT_MCP_PORT")
-    ports = dict(zip(names, free_ports(len(names))))
+    ports = dict(zip(names, free_ports(len(names)), strict=True))
     env = dict(os.environ, **{k: str(v) for k, v in ports.items()})
     env.update(BASALT_RUN_DIR=str(run),
                BASALT_BIN_DIR=str(REPO / "build" / "bin"),

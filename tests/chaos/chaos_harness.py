@@ -109,7 +109,8 @@ class ChaosCluster:
                                    "`make asan` (or `make`) first")
         self.run_dir = Path(tempfile.mkdtemp(prefix="basalt-chaos-"))
         os.chmod(self.run_dir, 0o711)
-        ports = dict(zip(PORT_VARS, free_ports(len(PORT_VARS) + 1)))
+        ports = dict(zip(PORT_VARS, free_ports(len(PORT_VARS) + 1),
+                         strict=False))
         self.llm2_port = free_ports(1)[0]
         self.env = dict(os.environ)
         self.env.update({k: str(v) for k, v in ports.items()})

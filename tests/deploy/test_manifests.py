@@ -157,7 +157,7 @@ def by_kind(docs: list[dict], kind: str) -> dict[str, dict]:
 
 
 def test_workloads_are_hardened(rendered) -> None:
-    overlay, docs = rendered
+    _overlay, docs = rendered
     workloads = list(by_kind(docs, "Deployment").values()) + list(
         by_kind(docs, "StatefulSet").values())
     assert workloads
@@ -177,7 +177,7 @@ def test_workloads_are_hardened(rendered) -> None:
 
 
 def test_basalt_services_probe_and_tmp(rendered) -> None:
-    overlay, docs = rendered
+    _overlay, docs = rendered
     for name, d in by_kind(docs, "Deployment").items():
         pod = d["spec"]["template"]["spec"]
         c = pod["containers"][0]
@@ -194,7 +194,7 @@ def test_basalt_services_probe_and_tmp(rendered) -> None:
 def test_blue_green_wiring(rendered) -> None:
     """Every releasable service has a Deployment and a Service per colour,
     and the gateway's routes pools point at those Services' ports."""
-    overlay, docs = rendered
+    _overlay, docs = rendered
     deps = by_kind(docs, "Deployment")
     svcs = by_kind(docs, "Service")
     cms = [d for d in docs if d["kind"] == "ConfigMap"
@@ -224,7 +224,7 @@ def test_blue_green_wiring(rendered) -> None:
 
 
 def test_network_policy_only_gateway_reaches_services(rendered) -> None:
-    overlay, docs = rendered
+    _overlay, docs = rendered
     pols = by_kind(docs, "NetworkPolicy")
     assert pols["default-deny-ingress"]["spec"]["podSelector"] == {}
     rule = pols["backend-from-gateway"]["spec"]

@@ -15,7 +15,6 @@ import uuid
 from pathlib import Path
 
 import httpx
-
 from conftest import Cluster, free_ports
 
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:",
@@ -126,6 +125,13 @@ def env_without_pid(env: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in env.items() if k != "BASALT_PID_FILE"}
 
 
-__all__ = ["Replica", "automation_env", "as_user", "wait_for",
-           "start_cluster_automation", "stop_cluster_automation",
-           "env_without_pid", "os"]
+__all__ = [
+    "Replica",
+    "as_user",
+    "automation_env",
+    "env_without_pid",
+    "os",
+    "start_cluster_automation",
+    "stop_cluster_automation",
+    "wait_for",
+]

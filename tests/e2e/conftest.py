@@ -152,7 +152,7 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     run_dir = Path(tempfile.mkdtemp(prefix="basalt-e2e-"))
     # PostgreSQL runs as its own user (when we are root): let it enter.
     os.chmod(run_dir, 0o711)
-    ports = dict(zip(PORT_VARS, free_ports(len(PORT_VARS))))
+    ports = dict(zip(PORT_VARS, free_ports(len(PORT_VARS)), strict=True))
     env = dict(os.environ)
     env.update({k: str(v) for k, v in ports.items()})
     env.update(BASALT_RUN_DIR=str(run_dir), BASALT_BIN_DIR=str(bin_dir),

@@ -142,7 +142,7 @@ class Gateway:
             "ASAN_OPTIONS": "detect_leaks=1:quarantine_size_mb=16",
         }
         full_env.update(env or {})
-        self.log = open(self.log_path, "wb")  # noqa: SIM115 (process life)
+        self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([str(BIN_DIR / "gateway")], env=full_env,
                                      stdout=self.log,
                                      stderr=subprocess.STDOUT, cwd=REPO)

@@ -19,7 +19,13 @@ from analytics_helpers import (
     psql,
     psql_int,
 )
-from conftest import Cluster, User, assert_error, register_and_login, unique_email
+from conftest import (
+    Cluster,
+    User,
+    assert_error,
+    register_and_login,
+    unique_email,
+)
 
 
 def rfc3339(t: datetime) -> str:

@@ -20,7 +20,13 @@ from analytics_helpers import (
     pg_stop,
     psql,
 )
-from conftest import Cluster, User, assert_error, register_and_login, unique_email
+from conftest import (
+    Cluster,
+    User,
+    assert_error,
+    register_and_login,
+    unique_email,
+)
 
 RECOVERY_S = 90
 

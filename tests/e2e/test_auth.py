@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import httpx
-
-from conftest import (STRONG_PASSWORD, User, assert_error, register_and_login,
-                      unique_email)
+from conftest import (
+    STRONG_PASSWORD,
+    User,
+    assert_error,
+    register_and_login,
+    unique_email,
+)
 
 
 def test_register_login_me(gw: httpx.Client) -> None:

@@ -5,7 +5,12 @@
 from __future__ import annotations
 
 import httpx
-from conftest import STRONG_PASSWORD, assert_error, register_and_login, unique_email
+from conftest import (
+    STRONG_PASSWORD,
+    assert_error,
+    register_and_login,
+    unique_email,
+)
 
 
 def login(gw: httpx.Client, email: str, pw: str) -> httpx.Response:

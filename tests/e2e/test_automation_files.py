@@ -268,7 +268,7 @@ def test_import_million_rows(api, tmp_path):
                    params={"filter": ["age:gt:76", "id:lte:100"],
                            "limit": 5}).json()
     assert [x["age"] for x in rows["rows"]] == [77] * len(rows["rows"])
-    assert rows["rows"] and rows["next_cursor"] is None or len(
+    assert (rows["rows"] and rows["next_cursor"] is None) or len(
         rows["rows"]) == 5
     bad = api.get(f"/automation/datasets/{ds['id']}/rows",
                   params={"filter": "age:gt:old"})

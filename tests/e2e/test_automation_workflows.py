@@ -10,7 +10,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-
 from automation_replicas import as_user, wait_for
 from conftest import Cluster, assert_error
 

@@ -4,14 +4,19 @@ after its lease, and a SIGTERM drain loses nothing."""
 from __future__ import annotations
 
 import calendar
+import itertools
 import time
 
 import httpx
 import pytest
-
-from automation_replicas import (Replica, as_user, automation_env,
-                                 start_cluster_automation,
-                                 stop_cluster_automation, wait_for)
+from automation_replicas import (
+    Replica,
+    as_user,
+    automation_env,
+    start_cluster_automation,
+    stop_cluster_automation,
+    wait_for,
+)
 from conftest import Cluster
 
 
@@ -68,7 +73,7 @@ def test_three_replicas_fire_each_slot_once(cluster: Cluster) -> None:
         # consecutive seconds: no slot was skipped
         secs = [calendar.timegm(time.strptime(s[:19], "%Y-%m-%dT%H:%M:%S"))
                 for s in slots]
-        assert all(b - a == 1 for a, b in zip(secs, secs[1:])), slots
+        assert all(b - a == 1 for a, b in itertools.pairwise(secs)), slots
         # every run was started by exactly one replica (one log line each;
         # the cluster's replica logs it at info)
         if env.get("LOG_LEVEL", "info") not in ("debug", "info"):
@@ -151,9 +156,9 @@ def test_sigterm_drain_loses_nothing(cluster: Cluster,
             for jid in waiting:
                 j = job(cb, jid)
                 assert j["state"] in ("available", "running", "succeeded")
-            for jid in [long_] + waiting:
-                wait_for(lambda: job(cb, jid)["state"] == "succeeded", 90,
-                         what=f"job {jid} done")
+            for jid in [long_, *waiting]:
+                wait_for(lambda jid=jid: job(cb, jid)["state"] == "succeeded",
+                         90, what=f"job {jid} done")
             # the interrupted attempt was not counted
             assert job(cb, long_)["attempts"] == 1
             assert all(job(cb, j)["attempts"] == 1 for j in waiting)

@@ -25,7 +25,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from conftest import REPO, SANITIZER_MARKERS, Cluster, free_ports
 
 CUTOVER = REPO / "deploy" / "cutover"

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import httpx
-
 from conftest import STRONG_PASSWORD, User, assert_error, unique_email
 
 
@@ -53,8 +53,9 @@ def test_json_not_an_object_is_400(gw: httpx.Client) -> None:
 
 def test_oversize_body_is_413(gw: httpx.Client) -> None:
     filler = "x" * (2 * 1024 * 1024)
-    body = ('{"email": "%s", "password": "%s", "pad": "%s"}'
-            % (unique_email("big"), STRONG_PASSWORD, filler)).encode()
+    body = json.dumps({"email": unique_email("big"),
+                       "password": STRONG_PASSWORD,
+                       "pad": filler}).encode()
     r = gw.post("/auth/register", content=body,
                 headers={"Content-Type": "application/json"})
     assert_error(r, 413)

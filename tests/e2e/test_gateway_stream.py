@@ -17,7 +17,14 @@ from http.server import BaseHTTPRequestHandler
 
 import httpx
 import pytest
-from gateway_harness import Gateway, Upstream, gateway, read_body, reply_json, token
+from gateway_harness import (
+    Gateway,
+    Upstream,
+    gateway,
+    read_body,
+    reply_json,
+    token,
+)
 
 UPLOAD_MB = int(os.environ.get("GW_E2E_UPLOAD_MB", "50"))
 # Bound on how much the gateway may grow while a body passes through.

@@ -16,7 +16,7 @@ import pytest
 from conftest import REPO, Cluster, User, register_and_login, unique_email
 
 sys.path.insert(0, str(REPO / "services" / "llm-orchestrator" / "tests"))
-from fake_openai import FakeOpenAI, args_word  # noqa: E402
+from fake_openai import FakeOpenAI, args_word
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +110,7 @@ def test_tool_call_through_mcp(gw: httpx.Client, llm: None, llm_user: User,
         assert [row["amount"] for row in result["rows"]] == [25]
     else:
         assert result["job"]["state"] == "succeeded"
-    first = [q for q in fake.requests if tag in q["body"]["model"]][0]
+    first = next(q for q in fake.requests if tag in q["body"]["model"])
     assert name in {t["function"]["name"] for t in first["body"]["tools"]}
 
 

@@ -6,9 +6,8 @@ import base64
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
-
 from conftest import Cluster, jwk_thumbprint
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 
 @pytest.fixture(params=["gateway", "platform"])
@@ -40,8 +39,8 @@ def test_jwks_publishes_the_dev_key(gw: httpx.Client,
     pub = load_pem_public_key(cluster.public_key_pem).public_numbers()
 
     def as_int(s: str) -> int:
-        return int.from_bytes(base64.urlsafe_b64decode(s + "=" * (-len(s) % 4)),
-                              "big")
+        padded = s + "=" * (-len(s) % 4)
+        return int.from_bytes(base64.urlsafe_b64decode(padded), "big")
 
     match = [k for k in keys if k.get("kty") == "RSA" and
              as_int(k["n"]) == pub.n and as_int(k["e"]) == pub.e]

@@ -18,10 +18,9 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from conftest import Cluster, User, assert_error
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-
-from conftest import Cluster, User, assert_error
 
 
 def b64url(data: bytes) -> str:

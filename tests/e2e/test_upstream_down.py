@@ -8,7 +8,6 @@ from __future__ import annotations
 import time
 
 import httpx
-
 from conftest import Cluster, User, assert_error
 
 RECOVERY_S = 60

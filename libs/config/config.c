@@ -86,65 +86,96 @@ static void cfg_quote(char *dst, size_t size, const char *v)
     dst[o] = '\0';
 }
 
-/* Reads a NAME_FILE; CFG_SET with *out owned by c, or CFG_BAD. */
-static enum cfg_raw_rc cfg_read_file(struct cfg *c, const char *fname,
-                                     const char *path, const char **out)
+char *cfg_read_file(const char *path, size_t max, size_t *len, char *why,
+                    size_t whylen)
 {
-    struct cfg_owned *o = NULL, *shrunk;
-    size_t len = 0;
+    char *buf = NULL, *nb;
+    size_t n = 0, cap = 0;
     ssize_t r;
-    int fd;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
 
-    fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        cfg_errf(c, "%s: cannot open \"%s\": %s", fname, path,
+        snprintf(why, whylen, "cannot open \"%s\": %s", path,
                  strerror(errno));
-        return CFG_BAD;
-    }
-    o = malloc(sizeof(*o) + CFG_FILE_MAX + 1);
-    if (o == NULL) {
-        cfg_errf(c, "%s: out of memory", fname);
-        goto fail;
+        return NULL;
     }
     /* Read one byte past the cap so an oversized file is detected. */
-    while (len <= CFG_FILE_MAX) {
-        r = read(fd, o->s + len, CFG_FILE_MAX + 1 - len);
+    for (;;) {
+        if (n == cap) {
+            if (cap > max)
+                break;
+            cap = cap == 0 ? 4096 : cap * 2;
+            if (cap > max + 1)
+                cap = max + 1;
+            nb = realloc(buf, cap + 1);
+            if (nb == NULL) {
+                snprintf(why, whylen, "out of memory");
+                goto fail;
+            }
+            buf = nb;
+        }
+        r = read(fd, buf + n, cap - n);
         if (r < 0) {
             if (errno == EINTR)
                 continue;
-            cfg_errf(c, "%s: cannot read \"%s\": %s", fname, path,
+            snprintf(why, whylen, "cannot read \"%s\": %s", path,
                      strerror(errno));
             goto fail;
         }
         if (r == 0)
             break;
-        len += (size_t)r;
+        n += (size_t)r;
     }
-    if (len > CFG_FILE_MAX) {
-        cfg_errf(c, "%s: \"%s\" is larger than %d bytes", fname, path,
-                 CFG_FILE_MAX);
+    if (n > max) {
+        snprintf(why, whylen, "\"%s\" is larger than %zu bytes", path, max);
         goto fail;
     }
-    if (memchr(o->s, '\0', len) != NULL) {
-        cfg_errf(c, "%s: \"%s\" contains a NUL byte", fname, path);
+    if (n > 0 && memchr(buf, '\0', n) != NULL) {
+        snprintf(why, whylen, "\"%s\" contains a NUL byte", path);
         goto fail;
     }
-    while (len > 0 && (o->s[len - 1] == '\n' || o->s[len - 1] == '\r'))
-        len--;
-    o->s[len] = '\0';
+    if (buf == NULL && (buf = malloc(1)) == NULL) {
+        snprintf(why, whylen, "out of memory");
+        goto fail;
+    }
+    buf[n] = '\0';
     close(fd);
-    shrunk = realloc(o, sizeof(*o) + len + 1);
-    if (shrunk != NULL)
-        o = shrunk;
+    *len = n;
+    return buf;
+fail:
+    free(buf);
+    close(fd);
+    return NULL;
+}
+
+/* Reads a NAME_FILE; CFG_SET with *out owned by c, or CFG_BAD. */
+static enum cfg_raw_rc cfg_read_name_file(struct cfg *c, const char *fname,
+                                          const char *path, const char **out)
+{
+    char why[200];
+    size_t len = 0;
+    char *buf = cfg_read_file(path, CFG_FILE_MAX, &len, why, sizeof(why));
+    struct cfg_owned *o;
+
+    if (buf == NULL) {
+        cfg_errf(c, "%s: %s", fname, why);
+        return CFG_BAD;
+    }
+    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+        len--;
+    o = malloc(sizeof(*o) + len + 1);
+    if (o == NULL) {
+        cfg_errf(c, "%s: out of memory", fname);
+        free(buf);
+        return CFG_BAD;
+    }
+    memcpy(o->s, buf, len);
+    o->s[len] = '\0';
+    free(buf);
     o->next = c->owned;
     c->owned = o;
     *out = o->s;
     return CFG_SET;
-
-fail:
-    free(o);
-    close(fd);
-    return CFG_BAD;
 }
 
 /*
@@ -176,7 +207,7 @@ static enum cfg_raw_rc cfg_raw(struct cfg *c, const char *name,
             cfg_errf(c, "%s: empty path", fname);
             return CFG_BAD;
         }
-        rc = cfg_read_file(c, fname, path, &v);
+        rc = cfg_read_name_file(c, fname, path, &v);
         if (rc != CFG_SET)
             return rc;
     }

@@ -60,6 +60,16 @@ int cfg_bool(struct cfg *c, const char *name, int def);
 int cfg_enum(struct cfg *c, const char *name, const char *def,
              const char *const *choices);
 
+/*
+ * Reads a whole small file (a PEM key, a secret, a routes document) into
+ * a malloc'd NUL-terminated buffer (caller frees) and sets *len. NULL when
+ * the file cannot be opened or read, is larger than `max` bytes or holds a
+ * NUL byte; `why` then says which, naming the path (one line). An empty
+ * file is returned as "" (callers that need content check *len).
+ */
+char *cfg_read_file(const char *path, size_t max, size_t *len, char *why,
+                    size_t whylen);
+
 /* Records a custom error (first one wins) — for cross-setting checks. */
 void cfg_fail(struct cfg *c, const char *name, const char *why);
 

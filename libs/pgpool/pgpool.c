@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config/config.h"
 #include "log/log.h"
 #include "pool/pool.h"
 
@@ -202,41 +203,6 @@ static int mig_cmp(const struct dirent **a, const struct dirent **b)
 }
 
 /* Whole file into a malloc'd NUL-terminated buffer; NULL on error. */
-static char *mig_read_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    size_t cap = 0, len = 0, n;
-
-    if (f == NULL)
-        return NULL;
-    for (;;) {
-        if (cap - len < 4096) {
-            char *nb;
-            cap = cap != 0 ? cap * 2 : 16384;
-            if (cap > ((size_t)64 << 20))
-                goto fail; /* no sane migration is this large */
-            nb = realloc(buf, cap);
-            if (nb == NULL)
-                goto fail;
-            buf = nb;
-        }
-        n = fread(buf + len, 1, cap - len - 1, f);
-        len += n;
-        if (n == 0)
-            break;
-    }
-    if (ferror(f))
-        goto fail;
-    buf[len] = '\0';
-    fclose(f);
-    return buf;
-fail:
-    free(buf);
-    fclose(f);
-    return NULL;
-}
-
 /* [a-z_][a-z0-9_]*, at most 63 bytes: no quoting surprises. */
 static int mig_valid_schema(const char *s)
 {
@@ -306,14 +272,17 @@ static int mig_apply(PGconn *c, const char *qschema, const char *table,
     char path[4096];
     char sql[512];
     const char *params[2] = {version, file};
+    char why[600];
+    size_t text_len = 0;
     char *text;
     PGresult *res;
 
     snprintf(path, sizeof(path), "%s/%s", dir, file);
-    text = mig_read_file(path);
+    /* no sane migration is over 64 MiB */
+    text = cfg_read_file(path, (size_t)64 << 20, &text_len, why, sizeof(why));
     if (text == NULL) {
         log_kv(LOG_LVL_ERROR, NULL, "pgpool: cannot read migration", "file",
-               path, "error", strerror(errno), NULL);
+               path, "error", why, NULL);
         return -1;
     }
     snprintf(sql, sizeof(sql), "SET LOCAL search_path TO %s, public",

@@ -275,6 +275,50 @@ START_TEST(test_file)
 }
 END_TEST
 
+START_TEST(test_read_file)
+{
+    char why[300];
+    size_t len = 99;
+    char *buf, *big = malloc(10000);
+    const char *path;
+
+    ck_assert_ptr_nonnull(big);
+    memset(big, 'k', 10000);
+    /* beyond the first 4 KiB read, up to exactly the cap */
+    path = write_tmp(big, 10000);
+    buf = cfg_read_file(path, 10000, &len, why, sizeof(why));
+    ck_assert_ptr_nonnull(buf);
+    ck_assert_uint_eq(len, 10000);
+    ck_assert_uint_eq(strlen(buf), 10000);
+    free(buf);
+    /* one byte over the cap */
+    ck_assert_ptr_null(cfg_read_file(path, 9999, &len, why, sizeof(why)));
+    ck_assert_ptr_nonnull(strstr(why, "is larger than 9999 bytes"));
+    ck_assert_ptr_nonnull(strstr(why, path));
+    unlink(path);
+    /* an empty file is "", the caller decides */
+    path = write_tmp("", 0);
+    buf = cfg_read_file(path, 16, &len, why, sizeof(why));
+    ck_assert_ptr_nonnull(buf);
+    ck_assert_uint_eq(len, 0);
+    ck_assert_str_eq(buf, "");
+    free(buf);
+    unlink(path);
+    path = write_tmp("a\0b", 3);
+    ck_assert_ptr_null(cfg_read_file(path, 16, &len, why, sizeof(why)));
+    ck_assert_ptr_nonnull(strstr(why, "contains a NUL byte"));
+    unlink(path);
+    ck_assert_ptr_null(cfg_read_file("/nonexistent/key.pem", 16, &len, why,
+                                     sizeof(why)));
+    ck_assert_str_eq(why, "cannot open \"/nonexistent/key.pem\": No such "
+                          "file or directory");
+    /* a directory opens but cannot be read */
+    ck_assert_ptr_null(cfg_read_file("/", 16, &len, why, sizeof(why)));
+    ck_assert_ptr_nonnull(strstr(why, "cannot read \"/\""));
+    free(big);
+}
+END_TEST
+
 START_TEST(test_both_set)
 {
     struct cfg c;
@@ -341,6 +385,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_double);
     tcase_add_test(tc, test_bool_enum);
     tcase_add_test(tc, test_file);
+    tcase_add_test(tc, test_read_file);
     tcase_add_test(tc, test_both_set);
     tcase_add_test(tc, test_first_error_kept);
     suite_add_tcase(s, tc);

@@ -100,22 +100,8 @@ static void read_settings(struct cfg *c, struct settings *s)
                  "callers");
 }
 
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    long n;
-
-    if (!f)
-        return NULL;
-    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && n < 1 << 20 &&
-        fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1))) {
-        *len = fread(buf, 1, (size_t)n, f);
-        buf[*len] = '\0';
-    }
-    fclose(f);
-    return buf;
-}
+/* A PEM key file larger than this is not one. */
+#define PEM_MAX (64 * 1024)
 
 /* Builds the verification keyset; NULL when no key is configured. Exits 2
  * on an unusable key. */
@@ -133,10 +119,18 @@ static struct tok_keyset *load_keys(const struct settings *s)
         exit(1);
     }
     if (*s->jwt_public_key_file) {
-        pem = read_file(s->jwt_public_key_file, &len);
-        if (!pem || tok_keyset_add_rsa_pem(ks, pem, len, NULL, NULL) != 0) {
+        char why[300];
+
+        pem = cfg_read_file(s->jwt_public_key_file, PEM_MAX, &len, why,
+                            sizeof(why));
+        if (!pem) {
+            fprintf(stderr, SERVICE ": config: JWT_PUBLIC_KEY_FILE: %s\n",
+                    why);
+            exit(2);
+        }
+        if (tok_keyset_add_rsa_pem(ks, pem, len, NULL, NULL) != 0) {
             fprintf(stderr, SERVICE ": config: JWT_PUBLIC_KEY_FILE: "
-                            "not a readable RSA PEM key\n");
+                            "not an RSA PEM key\n");
             exit(2);
         }
         free(pem);

@@ -1,9 +1,9 @@
 #include "authn.h"
 #include "revocation.h"
+#include "config/config.h"
 #include "token/token_cache.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,37 +32,6 @@ void gw_authn_free(struct gw_authn *a)
 }
 
 /* Reads a whole (small) file into a malloc'd buffer; NULL + err. */
-static char *read_pem(const char *path, size_t *len, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    size_t n;
-
-    if (f == NULL) {
-        snprintf(err, errlen, "JWT_PUBLIC_KEY_FILE: %s: %s", path,
-                 strerror(errno));
-        return NULL;
-    }
-    buf = malloc(GW_PEM_MAX + 1);
-    if (buf == NULL) {
-        snprintf(err, errlen, "out of memory");
-        fclose(f);
-        return NULL;
-    }
-    n = fread(buf, 1, GW_PEM_MAX + 1, f);
-    if (ferror(f) || n > GW_PEM_MAX) {
-        snprintf(err, errlen, "JWT_PUBLIC_KEY_FILE: %s: %s", path,
-                 n > GW_PEM_MAX ? "larger than 64 KiB" : "read error");
-        free(buf);
-        buf = NULL;
-    } else {
-        buf[n] = '\0';
-        *len = n;
-    }
-    fclose(f);
-    return buf;
-}
-
 /* Adds every file of the comma list; 0 or -1 + err. */
 static int add_pem_files(struct tok_keyset *ks, const char *list, char *err,
                          size_t errlen)
@@ -90,9 +59,13 @@ static int add_pem_files(struct tok_keyset *ks, const char *list, char *err,
         if (l > 0) {
             memcpy(path, p, l);
             path[l] = '\0';
-            pem = read_pem(path, &pemlen, err, errlen);
-            if (pem == NULL)
+            char why[300];
+
+            pem = cfg_read_file(path, GW_PEM_MAX, &pemlen, why, sizeof(why));
+            if (pem == NULL) {
+                snprintf(err, errlen, "JWT_PUBLIC_KEY_FILE: %s", why);
                 return -1;
+            }
             rc = tok_keyset_add_rsa_pem(ks, pem, pemlen, NULL, NULL);
             free(pem);
             if (rc != 0) {

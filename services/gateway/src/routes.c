@@ -2,12 +2,13 @@
 #include "routes.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "config/config.h"
 
 #define GW_PATH_MAX 1024
 #define GW_TARGET_MAX 512
@@ -562,39 +563,22 @@ struct gw_routes *gw_routes_load(const char *path,
                                  const struct gw_route_defaults *def,
                                  char *err, size_t errlen)
 {
-    struct gw_routes *rt = NULL;
-    FILE *f;
-    char *buf = NULL;
-    long size;
+    struct gw_routes *rt;
+    char why[600];
+    size_t size = 0;
+    char *buf = cfg_read_file(path, 4 * 1024 * 1024, &size, why,
+                              sizeof(why));
 
-    f = fopen(path, "rb");
-    if (f == NULL) {
-        seterr(err, errlen, "%s: %s", path, strerror(errno));
+    if (buf == NULL) {
+        seterr(err, errlen, "%s", why);
         return NULL;
     }
-    if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 ||
-        fseek(f, 0, SEEK_SET) != 0) {
-        seterr(err, errlen, "%s: cannot determine size", path);
-        goto cleanup;
-    }
-    if (size > 4 * 1024 * 1024) {
-        seterr(err, errlen, "%s: larger than 4 MiB", path);
-        goto cleanup;
-    }
-    buf = xcalloc(1, (size_t)size + 1);
-    if (fread(buf, 1, (size_t)size, f) != (size_t)size) {
-        seterr(err, errlen, "%s: read error", path);
-        goto cleanup;
-    }
-    rt = gw_routes_parse(buf, (size_t)size, def, err, errlen);
+    rt = gw_routes_parse(buf, size, def, err, errlen);
     if (rt != NULL && gw_routes_apply_env(rt, err, errlen) != 0) {
         routes_free(rt);
         rt = NULL;
     }
-
-cleanup:
     free(buf);
-    fclose(f);
     return rt;
 }
 

@@ -1,7 +1,6 @@
 #include "keys.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,40 +10,15 @@
 
 #define PEM_MAX (64 * 1024)
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf;
-    size_t n;
-
-    if (f == NULL)
-        return NULL;
-    buf = malloc(PEM_MAX + 1);
-    if (buf == NULL) {
-        fclose(f);
-        return NULL;
-    }
-    n = fread(buf, 1, PEM_MAX + 1, f);
-    fclose(f);
-    if (n == 0 || n > PEM_MAX) {
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
 static int add_one(struct plat_ctx *ctx, const char *path)
 {
-    char kid[TOK_KID_MAX + 1];
+    char kid[TOK_KID_MAX + 1], why[300];
     size_t len = 0;
-    char *pem = slurp(path, &len);
+    char *pem = cfg_read_file(path, PEM_MAX, &len, why, sizeof(why));
     int rc;
 
     if (pem == NULL) {
-        log_error(NULL, "JWT_PREVIOUS_PUBLIC_KEY_FILES: cannot read %s",
-                  path);
+        log_error(NULL, "JWT_PREVIOUS_PUBLIC_KEY_FILES: %s", why);
         return -1;
     }
     rc = tok_keyset_add_rsa_pem(ctx->keyset, pem, len, NULL, kid);

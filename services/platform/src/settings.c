@@ -1,4 +1,3 @@
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,38 +9,6 @@
 /* Larger files are not a PEM key we would want to parse. */
 #define KEY_FILE_MAX (64 * 1024)
 
-/* Reads a whole small file into a malloc'd NUL-terminated buffer. */
-static char *read_file(const char *path, size_t *len, char *why,
-                       size_t whylen)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    size_t n;
-
-    if (f == NULL) {
-        snprintf(why, whylen, "cannot open %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    buf = malloc(KEY_FILE_MAX + 1);
-    if (buf == NULL) {
-        snprintf(why, whylen, "out of memory");
-        goto cleanup;
-    }
-    n = fread(buf, 1, KEY_FILE_MAX + 1, f);
-    if (ferror(f) || n == 0 || n > KEY_FILE_MAX) {
-        snprintf(why, whylen, "cannot read %s (empty, unreadable or over "
-                 "64 KiB)", path);
-        free(buf);
-        buf = NULL;
-        goto cleanup;
-    }
-    buf[n] = '\0';
-    *len = n;
-cleanup:
-    fclose(f);
-    return buf;
-}
-
 static void load_jwt(struct cfg *c, struct plat_settings *s)
 {
     char why[300];
@@ -51,9 +18,10 @@ static void load_jwt(struct cfg *c, struct plat_settings *s)
     if (s->jwt_private_key_file != NULL && s->jwt_private_key_file[0]) {
         /* RS256 wins: a verifier holding only the public key works. */
         s->jwt_secret = NULL;
-        s->jwt_private_key_pem = read_file(s->jwt_private_key_file,
-                                           &s->jwt_private_key_len, why,
-                                           sizeof(why));
+        s->jwt_private_key_pem = cfg_read_file(s->jwt_private_key_file,
+                                               KEY_FILE_MAX,
+                                               &s->jwt_private_key_len, why,
+                                               sizeof(why));
         if (s->jwt_private_key_pem == NULL)
             cfg_fail(c, "JWT_PRIVATE_KEY_FILE", why);
         return;

@@ -33,6 +33,7 @@
 #define HTTPD_REQUEST_ID_MAX 64
 
 struct httpd_server;
+struct jarena;
 struct httpd_req;
 struct httpd_resp_header;
 
@@ -160,6 +161,14 @@ void httpd_client_ip(struct httpd_req *r, char *buf, size_t len);
  * 400 when the top level is not an object) and returns -1.
  */
 int httpd_json_body(struct httpd_req *r, json_t **out);
+
+/*
+ * httpd_json_body() with the parse tree allocated in `arena` (see
+ * jsonarena.h: only json_loadb allocates from it; error replies do not).
+ * The caller json_decref()s *out before jarena_end(arena).
+ */
+int httpd_json_body_in(struct httpd_req *r, json_t **out,
+                       struct jarena *arena);
 
 /* Adds a response header to the next reply (copied). */
 void httpd_add_header(struct httpd_req *r, const char *name,

@@ -1,4 +1,5 @@
 #include "httpd/httpd_int.h"
+#include "jsonarena/jsonarena.h"
 
 #include <netdb.h>
 #include <stdarg.h>
@@ -441,6 +442,12 @@ static int reply_is_json_type(const char *ct)
 
 int httpd_json_body(struct httpd_req *r, json_t **out)
 {
+    return httpd_json_body_in(r, out, NULL);
+}
+
+int httpd_json_body_in(struct httpd_req *r, json_t **out,
+                       struct jarena *arena)
+{
     const char *ct = httpd_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
     json_error_t jerr;
     json_t *v;
@@ -455,7 +462,11 @@ int httpd_json_body(struct httpd_req *r, json_t **out)
         httpd_error(r, 400, "invalid_json", "request body is empty");
         return -1;
     }
+    if (arena != NULL)
+        jarena_alloc_on(arena);
     v = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (arena != NULL)
+        jarena_alloc_off(arena);
     if (v == NULL) {
         httpd_error(r, 400, "invalid_json", "invalid JSON at line %d: %s",
                     jerr.line, jerr.text);

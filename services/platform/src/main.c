@@ -8,6 +8,7 @@
 #include "config/config.h"
 #include "fault.h"
 #include "httpd/httpd.h"
+#include "jsonarena/jsonarena.h"
 #include "log/log.h"
 #include "plat.h"
 
@@ -26,6 +27,8 @@ int main(void)
     struct httpd_server *srv = NULL;
     int rc = 1;
 
+    /* before any thread: POST /analytics/events parses into arenas */
+    jarena_install();
     cfg_init(&c, SERVICE);
     plat_settings_load(&c, &set);
     plat_an_settings_load(&c, &an_set);

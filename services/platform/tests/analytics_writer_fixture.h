@@ -21,16 +21,11 @@
 #include "../src/analytics_writer.c"
 
 #include "pgpool/pgpool.h"
+#include "platform_schema_fixture.h"
 
 static const char *db_url;
 static PGconn *conn;
 static struct plat_an_settings set;
-
-static inline const char *migrations_dir(void)
-{
-    const char *d = getenv("BASALT_PLATFORM_MIGRATIONS");
-    return d != NULL && d[0] != '\0' ? d : "services/platform/migrations";
-}
 
 static inline void t_exec(PGconn *c, const char *sql)
 {
@@ -58,28 +53,8 @@ static inline long long scalar(const char *sql)
 static inline void setup_db(void)
 {
     struct pgpool *pool;
-    PGconn *c;
-    PGresult *res;
 
-    db_url = getenv("BASALT_TEST_DATABASE_URL");
-    if (db_url == NULL || db_url[0] == '\0') {
-        fprintf(stderr, "BASALT_TEST_DATABASE_URL is not set; run through "
-                        "make unit (scripts/run-unit-tests)\n");
-        exit(EXIT_FAILURE);
-    }
-    c = PQconnectdb(db_url);
-    if (PQstatus(c) != CONNECTION_OK) {
-        fprintf(stderr, "cannot connect: %s", PQerrorMessage(c));
-        exit(EXIT_FAILURE);
-    }
-    res = PQexec(c, "SET client_min_messages = warning; "
-                    "DROP SCHEMA IF EXISTS platform CASCADE");
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        fprintf(stderr, "cannot reset schema: %s", PQerrorMessage(c));
-        exit(EXIT_FAILURE);
-    }
-    PQclear(res);
-    PQfinish(c);
+    db_url = reset_platform_schema();
     pool = pgpool_new(db_url, 1, 5);
     if (pool == NULL ||
         pgpool_migrate(pool, "platform", migrations_dir()) != 0) {

@@ -14,6 +14,7 @@
 #include "../src/refresh.h"
 #include "../src/throttle.h"
 #include "../src/users_db.h"
+#include "platform_schema_fixture.h"
 
 static const char *db_url;
 static struct pgpool *pool;
@@ -39,27 +40,12 @@ static void exec_ok(PGconn *c, const char *sql)
     PQclear(res);
 }
 
-static void reset_schema(void)
-{
-    PGconn *c;
-    PGresult *res;
-
-    db_url = env_or_die("BASALT_TEST_DATABASE_URL");
-    c = PQconnectdb(db_url);
-    if (PQstatus(c) != CONNECTION_OK)
-        exit(EXIT_FAILURE);
-    res = PQexec(c, "SET client_min_messages = warning; "
-                    "DROP SCHEMA IF EXISTS platform CASCADE");
-    PQclear(res);
-    PQfinish(c);
-}
-
 static void setup(void)
 {
     pool = pgpool_new(db_url, 4, 5);
     ck_assert_ptr_nonnull(pool);
     ck_assert_int_eq(
-        pgpool_migrate(pool, "platform", "services/platform/migrations"), 0);
+        pgpool_migrate(pool, "platform", migrations_dir()), 0);
     conn = pgpool_acquire(pool, 2000);
     ck_assert_ptr_nonnull(conn);
     exec_ok(conn, "TRUNCATE platform.users CASCADE");
@@ -375,7 +361,7 @@ int main(void)
     SRunner *sr;
     int failed;
 
-    reset_schema();
+    db_url = reset_platform_schema();
     env_or_die("BASALT_TEST_REDIS_URL");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, lock_mark_and_revoke_family);

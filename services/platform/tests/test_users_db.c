@@ -16,17 +16,12 @@
 #include "../src/users_db.c"
 
 #include "log/log.h"
+#include "platform_schema_fixture.h"
 #include "../src/refresh.h"
 
 static const char *db_url;         /* BASALT_TEST_DATABASE_URL */
 static struct pgpool *pool;
 static PGconn *conn;
-
-static const char *migrations_dir(void)
-{
-    const char *d = getenv("BASALT_PLATFORM_MIGRATIONS");
-    return d != NULL && d[0] != '\0' ? d : "services/platform/migrations";
-}
 
 static void exec_ok(PGconn *c, const char *sql)
 {
@@ -49,39 +44,6 @@ static const char *scalar(PGconn *c, const char *sql)
     snprintf(out, sizeof(out), "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
     return out;
-}
-
-/*
- * Starts from an empty schema so the first migrate really applies. The
- * database is the test's own (scripts/run-unit-tests makes one per
- * binary); never point this at a database whose platform schema matters.
- */
-static void reset_schema(void)
-{
-    PGconn *c;
-    PGresult *res;
-
-    db_url = getenv("BASALT_TEST_DATABASE_URL");
-    if (db_url == NULL || db_url[0] == '\0') {
-        fprintf(stderr, "BASALT_TEST_DATABASE_URL is not set; run through "
-                        "make unit (scripts/run-unit-tests)\n");
-        exit(EXIT_FAILURE);
-    }
-    c = PQconnectdb(db_url);
-    if (PQstatus(c) != CONNECTION_OK) {
-        fprintf(stderr, "cannot connect to BASALT_TEST_DATABASE_URL: %s",
-                PQerrorMessage(c));
-        exit(EXIT_FAILURE);
-    }
-    res = PQexec(c, "SET client_min_messages = warning; "
-                    "DROP SCHEMA IF EXISTS platform CASCADE");
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        fprintf(stderr, "cannot reset schema platform: %s",
-                PQerrorMessage(c));
-        exit(EXIT_FAILURE);
-    }
-    PQclear(res);
-    PQfinish(c);
 }
 
 /* Per test: a pool on the test database, migrated, one connection. */
@@ -352,7 +314,7 @@ int main(void)
     int failed;
 
     log_init("platform-test", getenv("LOG_LEVEL"));
-    reset_schema();
+    db_url = reset_platform_schema();
     tcase_set_timeout(tc, 60);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, migrations_idempotent);

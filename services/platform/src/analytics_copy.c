@@ -207,7 +207,8 @@ static size_t key_of(const struct plat_an_event *ev, const char *event,
 
 /*
  * Marks in-group duplicates (same owner_key and message_id as an earlier
- * row) with ROW_DUP in `skip`. Open addressing over row indices; `rows` has n entries.
+ * row) with ROW_DUP in `skip`. Open addressing over row indices; `rows`
+ * has n entries.
  */
 static int mark_duplicates(struct plat_an_event **rows, size_t n, char *skip)
 {
@@ -325,9 +326,9 @@ static int copy_rows(struct plat_an_conn *w, struct plat_an_event **rows,
 
 /*
  * Step 2, optimistic: COPYs (owner_key, message_id) of the rows without
- * ROW_DUP into analytics_dedupe. 0: all were new (each such row's `stored` set);
- * 1: one was already there (unique violation; the transaction is
- * aborted); -1: another failure.
+ * ROW_DUP into analytics_dedupe. 0: all were new (each such row's
+ * `stored` set); 1: one was already there (unique violation; the
+ * transaction is aborted); -1: another failure.
  */
 static int copy_dedupe(struct plat_an_conn *w, struct plat_an_event **rows,
                        size_t n, const char *flags)

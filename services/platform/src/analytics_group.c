@@ -144,13 +144,22 @@ int64_t plat_an_owner_key(const char *owner)
     return u <= (uint64_t)INT64_MAX ? (int64_t)u : -(int64_t)(~u) - 1;
 }
 
-uint64_t plat_an_dedupe_hash(int64_t owner_key, const char *message_id)
+/* FNV-1a (64-bit) of `s` onto `h`; start from fnv_seed(). */
+static uint64_t fnv_add(uint64_t h, const char *s)
 {
-    uint64_t h = 1469598103934665603ULL ^ (uint64_t)owner_key;
-
-    for (const char *s = message_id; *s != '\0'; s++)
+    for (; *s != '\0'; s++)
         h = (h ^ (unsigned char)*s) * 1099511628211ULL;
     return h;
+}
+
+static uint64_t fnv_seed(uint64_t salt)
+{
+    return 1469598103934665603ULL ^ salt;
+}
+
+uint64_t plat_an_dedupe_hash(int64_t owner_key, const char *message_id)
+{
+    return fnv_add(fnv_seed((uint64_t)owner_key), message_id);
 }
 
 long plat_an_group_dedupe(PGconn *c, struct plat_an_event **rows,
@@ -230,15 +239,9 @@ long plat_an_rollup_apply(PGconn *c)
 
 static uint64_t hash_group(const struct plat_an_event *ev, long long hour)
 {
-    uint64_t h = 1469598103934665603ULL ^ (uint64_t)hour;
-    const char *parts[2] = {ev->owner, ev->event};
+    uint64_t h = fnv_add(fnv_seed((uint64_t)hour), ev->owner);
 
-    for (int p = 0; p < 2; p++) {
-        for (const char *s = parts[p]; *s != '\0'; s++)
-            h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-        h = (h ^ 0x1f) * 1099511628211ULL;
-    }
-    return h;
+    return fnv_add((h ^ 0x1f) * 1099511628211ULL, ev->event);
 }
 
 /*

@@ -4,6 +4,7 @@ visibility rules, self-tracking."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -113,6 +114,24 @@ def test_all_invalid(gw: httpx.Client, alice: User) -> None:
     assert_error(post(gw, alice, {"event": "x" * 201}), 422,
                  "validation_failed")
     assert_error(post(gw, alice, {"batch": []}), 422, "validation_failed")
+
+
+def test_malformed_bodies(gw: httpx.Client, cluster: Cluster,
+                          alice: User) -> None:
+    """Bodies the parser rejects part-way (the tree half built in the
+    request's arena) get 400 invalid_json, and the endpoint goes on."""
+    name = event_name("malformed")
+    whole = json.dumps({"batch": batch(name, 50)})
+    for body in (whole[: len(whole) // 2], whole + "}", "[1, 2]", "nul",
+                 '{"batch": [{"event": "a", "event": "b"}]}'):
+        r = gw.post("/analytics/events", content=body,
+                    headers={**alice.auth,
+                             "Content-Type": "application/json"})
+        assert_error(r, 400, "invalid_json")
+    assert stored_count(cluster, name) == 0
+    r = post(gw, alice, {"batch": batch(name, 50)})
+    assert r.status_code == 202, r.text
+    assert stored_count(cluster, name) == 50
 
 
 def test_retry_not_double_counted(gw: httpx.Client, cluster: Cluster,

@@ -125,6 +125,26 @@ START_TEST(test_one_big_value)
 }
 END_TEST
 
+START_TEST(test_failed_parse)
+{
+    struct jarena a;
+    size_t len;
+    char *text = batch(100, &len);
+    json_error_t e;
+
+    /* jansson frees the half-built tree of a truncated batch itself:
+     * those frees land in the arena (a free() of them would be reported
+     * by AddressSanitizer) */
+    jarena_init(&a);
+    jarena_alloc_on(&a);
+    ck_assert_ptr_null(json_loadb(text, len / 2, 0, &e));
+    jarena_alloc_off(&a);
+    ck_assert_uint_gt(a.used, 0);
+    jarena_end(&a);
+    free(text);
+}
+END_TEST
+
 START_TEST(test_end_without_use)
 {
     struct jarena a;
@@ -150,6 +170,7 @@ int main(void)
     tcase_add_test(tc, test_tree_in_arena);
     tcase_add_test(tc, test_grows_past_first_chunks);
     tcase_add_test(tc, test_one_big_value);
+    tcase_add_test(tc, test_failed_parse);
     tcase_add_test(tc, test_end_without_use);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
